@@ -1,0 +1,50 @@
+# Every install step lives here: `make test` on a fresh clone needs only python3.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+UV     := $(VENV)/bin/uv
+
+.PHONY: install demo test unit lint fmt crds bench clean
+
+install: $(STAMP)
+
+# uv is pinned in the lock too, so `uv pip sync` keeps it.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(UV) pip sync --python $(PY) requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sandboxer demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator tests benchmarks
+	$(VENV)/bin/ruff format --check operator tests benchmarks
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix operator tests benchmarks
+	$(VENV)/bin/ruff format operator tests benchmarks
+
+test: $(STAMP) lint
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+crds: $(STAMP)
+	$(VENV)/bin/sandboxer crds --out crds
+	$(VENV)/bin/sandboxer crds --out helm/sandboxer/crds
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+# Re-resolve the lock from pyproject.toml (needs the package index).
+.PHONY: lock
+lock: $(STAMP)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache
