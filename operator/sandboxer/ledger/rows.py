@@ -1,0 +1,92 @@
+"""Usage rows: one per (sandbox UID, UTC hour, revision), the unit finance is billed on.
+
+Rows are immutable values with a canonical byte form (`encode_rows`), so that rewriting an hour
+produces identical bytes. Quantities are rounded to fixed decimals before encoding to keep float
+noise out of files and checksums.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+# Decimals kept when encoding: 1e-9 GPU-hours is 3.6 microseconds of one GPU.
+QUANTITY_DECIMALS = 9
+MONEY_DECIMALS = 9
+
+ChargeClass = Literal["Correction"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    hour: datetime  # start of the UTC hour this usage happened in (tz-aware, minute=0)
+    sandbox_uid: str
+    sandbox: str  # metadata.name
+    namespace: str
+    owner: str
+    team: str | None
+    cost_center: str | None
+    sandbox_class: str
+    gpu_model: str
+    mig_profile: str | None
+    gpus: int  # distinct GPUs (or MIG devices) seen in the hour
+    billing_weight: float
+    allocated_gpu_hours: float  # weighted: raw device-hours x billing_weight
+    busy_gpu_hours: float  # weighted, utilization-weighted
+    energy_kwh: float
+    currency: str
+    list_unit_price: float  # per weighted GPU-hour, from the rate card at `hour`
+    contracted_unit_price: float
+    list_cost: float
+    cost: float  # contracted: allocated_gpu_hours x contracted_unit_price
+    sku: str | None = None
+    budget: str | None = None
+    revision: int = 0  # 0 = first write of the hour; >0 = late usage for an already closed hour
+    charge_class: ChargeClass = None  # "Correction" for rows with revision > 0
+    idle_gpu_hours_reclaimed: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.hour.isoformat(), self.sandbox_uid, self.revision)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hour"] = _iso(self.hour)
+        for name in ("allocated_gpu_hours", "busy_gpu_hours", "energy_kwh", "billing_weight",
+                     "idle_gpu_hours_reclaimed"):  # fmt: skip
+            out[name] = round(out[name], QUANTITY_DECIMALS)
+        for name in ("list_unit_price", "contracted_unit_price", "list_cost", "cost"):
+            out[name] = round(out[name], MONEY_DECIMALS)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UsageRow:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["hour"] = _parse_iso(values["hour"])
+        return cls(**values)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def encode_rows(rows: Iterable[UsageRow]) -> bytes:
+    """Canonical JSON-lines bytes: rows sorted by key, keys sorted, fixed rounding."""
+    ordered = sorted(rows, key=lambda r: r.key)
+    lines = [
+        json.dumps(r.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        for r in ordered
+    ]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def decode_rows(data: bytes) -> list[UsageRow]:
+    return [UsageRow.from_dict(json.loads(line)) for line in data.decode().splitlines() if line]
