@@ -54,11 +54,11 @@ class ServiceAccount(Model):
 
 
 def _operator_resources() -> Resources:
-    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 
 
 def _agent_resources() -> Resources:
-    return {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+    return {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}}
 
 
 class OperatorValues(Model):
@@ -242,6 +242,18 @@ class RbacValues(Model):
     )
 
 
+class NetworkPolicyValues(Model):
+    enabled: bool = Field(
+        True,
+        description="NetworkPolicies that admit only the webhook, probe and metrics ports to "
+        "the operator and agent pods (egress stays open: API server, S3).",
+    )
+    metrics_from: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="NetworkPolicy peers allowed to scrape metrics; empty allows any.",
+    )
+
+
 class SandboxClassValue(Model):
     name: str = Field(pattern=DNS1123_LABEL_PATTERN, description="SandboxClass name.")
     spec: dict[str, Any] = Field(description="A SandboxClass spec.")
@@ -282,6 +294,9 @@ class ChartValues(Model):
     export: ExportValues = Field(default_factory=ExportValues, description="")
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues, description="")
     rbac: RbacValues = Field(default_factory=RbacValues, description="")
+    network_policy: NetworkPolicyValues = Field(
+        default_factory=NetworkPolicyValues, description=""
+    )
     sandbox_classes: list[SandboxClassValue] = Field(
         default_factory=list,
         description="SandboxClass objects to create (opt-in; see examples/class-*.yaml).",
