@@ -16,6 +16,7 @@ from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.api.types import DNS1123_LABEL_PATTERN, Duration, Model, Quantity
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+ExportFormat = Literal["parquet", "csv"]
 Port = Annotated[int, Field(ge=1024, le=65535)]
 Resources = dict[str, dict[str, str]]
 LEDGER_URL_PATTERN = r"^(file:///.+|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)$"
@@ -54,11 +55,17 @@ class ServiceAccount(Model):
 
 
 def _operator_resources() -> Resources:
-    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+    return {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
 
 
 def _agent_resources() -> Resources:
-    return {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}}
+    return {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+    }
 
 
 class OperatorValues(Model):
@@ -93,8 +100,7 @@ class AgentValues(Model):
     )
     node_selector: dict[str, str] = Field(
         default_factory=lambda: {"nvidia.com/gpu.present": "true"},
-        description="Nodes the agent runs on: GPU nodes only (label set by GPU feature "
-        "discovery).",
+        description="Nodes the agent runs on: GPU nodes only (label set by GPU feature discovery).",
     )
     runtime_class_name: str = Field(
         "nvidia",
@@ -197,6 +203,10 @@ class LedgerValues(Model):
     s3: S3 = Field(default_factory=S3, description="S3 settings for s3:// ledger and export.")
 
 
+def _all_formats() -> list[ExportFormat]:
+    return ["parquet", "csv"]
+
+
 class ExportValues(Model):
     enabled: bool = Field(True, description="Write FOCUS chargeback files on a schedule.")
     sink: str = Field(
@@ -206,8 +216,8 @@ class ExportValues(Model):
         "writes under the ledger location.",
     )
     interval: Duration = Field("1h", description="How often the open period is re-exported.")
-    formats: list[Literal["parquet", "csv"]] = Field(
-        default_factory=lambda: ["parquet", "csv"], min_length=1, description="File formats."
+    formats: list[ExportFormat] = Field(
+        default_factory=_all_formats, min_length=1, description="File formats."
     )
 
 
@@ -294,9 +304,7 @@ class ChartValues(Model):
     export: ExportValues = Field(default_factory=ExportValues, description="")
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues, description="")
     rbac: RbacValues = Field(default_factory=RbacValues, description="")
-    network_policy: NetworkPolicyValues = Field(
-        default_factory=NetworkPolicyValues, description=""
-    )
+    network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues, description="")
     sandbox_classes: list[SandboxClassValue] = Field(
         default_factory=list,
         description="SandboxClass objects to create (opt-in; see examples/class-*.yaml).",
