@@ -23,7 +23,7 @@ def _checkov(manifest: Path) -> dict[str, Any]:
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
     proc = subprocess.run(
         [str(CHECKOV), "--framework", "kubernetes", "--skip-download", "--output", "json",
-         "--quiet", "-f", str(manifest)],
+         "-f", str(manifest)],
         capture_output=True, text=True, timeout=240, env=env, check=False,
     )  # fmt: skip
     assert proc.stdout.strip(), proc.stderr[-2000:]
