@@ -240,8 +240,12 @@ class GrafanaDashboard(Model):
 
 
 class MonitoringValues(Model):
-    service_monitor: ServiceMonitor = Field(default_factory=ServiceMonitor, description="")
-    grafana_dashboard: GrafanaDashboard = Field(default_factory=GrafanaDashboard, description="")
+    service_monitor: ServiceMonitor = Field(
+        default_factory=ServiceMonitor, description="Prometheus Operator ServiceMonitors."
+    )
+    grafana_dashboard: GrafanaDashboard = Field(
+        default_factory=GrafanaDashboard, description="Grafana dashboard ConfigMap."
+    )
 
 
 class RbacValues(Model):
@@ -297,14 +301,29 @@ class ChartValues(Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the operator and agent (JSON logs)."
     )
-    operator: OperatorValues = Field(default_factory=OperatorValues, description="")
-    agent: AgentValues = Field(default_factory=AgentValues, description="")
-    webhook: WebhookValues = Field(default_factory=WebhookValues, description="")
-    ledger: LedgerValues = Field(default_factory=LedgerValues, description="")
-    export: ExportValues = Field(default_factory=ExportValues, description="")
-    monitoring: MonitoringValues = Field(default_factory=MonitoringValues, description="")
-    rbac: RbacValues = Field(default_factory=RbacValues, description="")
-    network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues, description="")
+    operator: OperatorValues = Field(
+        default_factory=OperatorValues, description="The operator Deployment (kopf)."
+    )
+    agent: AgentValues = Field(
+        default_factory=AgentValues, description="The metering agent DaemonSet on GPU nodes."
+    )
+    webhook: WebhookValues = Field(
+        default_factory=WebhookValues,
+        description="Admission webhooks for ExperimentSandboxes and their TLS certificate.",
+    )
+    ledger: LedgerValues = Field(
+        default_factory=LedgerValues, description="Where usage is recorded (the ledger)."
+    )
+    export: ExportValues = Field(
+        default_factory=ExportValues, description="FOCUS chargeback exports."
+    )
+    monitoring: MonitoringValues = Field(
+        default_factory=MonitoringValues, description="Prometheus and Grafana integration."
+    )
+    rbac: RbacValues = Field(default_factory=RbacValues, description="Per-team roles.")
+    network_policy: NetworkPolicyValues = Field(
+        default_factory=NetworkPolicyValues, description="NetworkPolicies for the chart's pods."
+    )
     sandbox_classes: list[SandboxClassValue] = Field(
         default_factory=list,
         description="SandboxClass objects to create (opt-in; see examples/class-*.yaml).",

@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ def _yaml_value(value: Any, indent: int) -> str:
 def _yaml_lines(model: type[BaseModel], values: dict[str, Any], indent: int) -> Iterator[str]:
     pad = " " * indent
     for key, doc, sub in _fields(model):
-        if doc:
-            yield f"{pad}# {doc}"
+        if sub is not None and indent == 0:
+            yield ""
+        yield from (f"{pad}# {line}" for line in textwrap.wrap(doc, 98 - indent))
         if sub is not None:
             yield f"{pad}{key}:"
             yield from _yaml_lines(sub, values[key], indent + 2)
