@@ -15,18 +15,21 @@ from sandboxer import GROUP
 Rule = tuple[str, str, tuple[str, ...]]
 
 _READ = ("get", "list", "watch")
+_OWN = ("get", "list", "watch", "patch")
 # Children are written create-or-patch (409 on create means "already there") and deleted when a
 # sandbox is deleted early; they are also watched, so the operator notices drift and pod state.
 _CHILD = ("get", "list", "watch", "create", "patch", "delete")
 
 OPERATOR_RULES: list[Rule] = [
-    # Its own kinds: kopf watches them and patches status and its progress annotations.
-    (GROUP, "experimentsandboxes", ("get", "list", "watch", "patch", "update")),
-    (GROUP, "experimentsandboxes/status", ("get", "patch", "update")),
-    (GROUP, "sandboxclasses", _READ),
+    # Its own kinds: kopf watches them and patches their status and its progress annotations
+    # and finalizers (always PATCH, never PUT, so no `update`).
+    (GROUP, "experimentsandboxes", _OWN),
+    (GROUP, "experimentsandboxes/status", ("get", "patch")),
+    (GROUP, "sandboxclasses", _OWN),
     (GROUP, "sandboxclasses/status", ("get", "patch")),
-    (GROUP, "computebudgets", ("get", "list", "watch", "patch")),
-    (GROUP, "computebudgets/status", ("get", "patch", "update")),
+    (GROUP, "computebudgets", _OWN),
+    (GROUP, "computebudgets/status", ("get", "patch")),
+    # Read through kopf indexes only: prices, and the agents' per-node counters.
     (GROUP, "ratecards", _READ),
     (GROUP, "gpunodereports", _READ),
     # kopf: posting Events about the objects it handles (both Event APIs, by version).

@@ -272,3 +272,32 @@ def test_default_objects_come_from_values() -> None:
 )  # fmt: skip
 def test_bad_values_are_refused_with_a_clear_message(args: list[str], message: str) -> None:
     assert message in template_error(*args)
+
+
+def _notes(*extra: str) -> str:
+    proc = run_helm(
+        "install", "sbx", str(CHART), "--namespace", NAMESPACE, "--dry-run=client", *extra
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_say_what_to_apply_next() -> None:
+    notes = _notes()
+    assert "kubectl apply -f examples/class-h100.yaml" in notes
+    assert "kubectl apply -f examples/budget-team.yaml" in notes
+    assert "--clusterrole=sandboxer-user" in notes
+    assert "kubectl apply --server-side -f helm/sandboxer/crds/" in notes
+    assert "sbx-sandboxer-webhook-tls" in notes
+
+
+def test_notes_list_the_objects_the_release_created() -> None:
+    # `helm install` takes no --api-versions: leave out what needs cert-manager and kopf's CRDs.
+    notes = _notes(
+        "-f", str(PRODUCTION_VALUES),
+        "--set", "operator.replicas=1,operator.peering.enabled=false",
+        "--set", "webhook.certManager.enabled=false",
+    )  # fmt: skip
+    assert "SandboxClasses created by this release: h100" in notes
+    assert "ComputeBudgets created by this release: team-vision" in notes
+    assert "FOCUS exports every 1h to s3://acme-finops-sandboxer/focus" in notes
