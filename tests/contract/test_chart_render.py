@@ -301,3 +301,16 @@ def test_notes_list_the_objects_the_release_created() -> None:
     assert "SandboxClasses created by this release: h100" in notes
     assert "ComputeBudgets created by this release: team-vision" in notes
     assert "FOCUS exports every 1h to s3://acme-finops-sandboxer/focus" in notes
+
+
+def test_chart_crds_validate_as_kubernetes_objects() -> None:
+    crds = [
+        o
+        for o in objects(template_text("--include-crds"))
+        if o["kind"] == "CustomResourceDefinition"
+    ]
+    assert {c["spec"]["names"]["kind"] for c in crds} == {
+        "ExperimentSandbox", "SandboxClass", "ComputeBudget", "GPUNodeReport", "RateCard"
+    }  # fmt: skip
+    for crd in crds:
+        kubernetes_validate.validate(crd, KUBERNETES_VERSIONS[-1], strict=True)
