@@ -3,8 +3,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 UV     := $(VENV)/bin/uv
+# checkov pins conflict with the main lock, so it gets a venv of its own.
+VENV_CHECKOV := .venv-checkov/.installed-stamp
 
-.PHONY: install demo test unit lint fmt crds bench clean
+.PHONY: install demo test unit lint fmt crds chart bench clean
 
 install: $(STAMP)
 
@@ -15,6 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip sync --python $(PY) requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $(STAMP)
+
+$(VENV_CHECKOV): requirements-checkov.lock $(STAMP)
+	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
+	$(UV) pip sync --python .venv-checkov/bin/python requirements-checkov.lock
+	touch $(VENV_CHECKOV)
 
 demo: $(STAMP)
 	$(VENV)/bin/sandboxer demo
@@ -28,7 +35,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix operator tests benchmarks
 	$(VENV)/bin/ruff format operator tests benchmarks
 
-test: $(STAMP) lint
+test: $(STAMP) $(VENV_CHECKOV) lint
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -38,6 +45,10 @@ crds: $(STAMP)
 	$(VENV)/bin/sandboxer crds --out crds
 	$(VENV)/bin/sandboxer crds --out helm/sandboxer/crds
 
+# values.yaml, values.schema.json, README values table, RBAC and dashboard from their Python sources.
+chart: $(STAMP)
+	$(PY) -m sandboxer.deploy.chartgen --chart helm/sandboxer
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
@@ -45,6 +56,7 @@ bench: $(STAMP)
 .PHONY: lock
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(UV) pip compile requirements-checkov.in --python-version 3.11 --generate-hashes -o requirements-checkov.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache .cache
