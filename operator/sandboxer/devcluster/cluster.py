@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -33,7 +33,7 @@ from sandboxer.devcluster.server import DevEmulator, HttpApi
 from sandboxer.devcluster.statefulsets import StatefulSetController
 from sandboxer.devcluster.store import ResKey
 
-Companion = Callable[["DevCluster"], Awaitable[None]]
+Companion = Callable[["DevCluster"], Coroutine[Any, Any, None]]
 
 
 def _utcnow() -> datetime.datetime:
@@ -79,13 +79,14 @@ class DevCluster:
     async def start(self) -> None:
         self._emulator = DevEmulator(api=self.http)
         server = aiohttp.web.Server(self._emulator)
-        self._runner = aiohttp.web.ServerRunner(server, handle_signals=False)
+        self._runner = aiohttp.web.ServerRunner(
+            server, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         site = aiohttp.web.TCPSite(
             self._runner,
             self.host,
             self._port,
-            shutdown_timeout=1.0,
             ssl_context=self.tls.server_context(),
         )
         await site.start()
@@ -128,7 +129,9 @@ class DevCluster:
         names = []
         files = sorted(directory.glob("*.yaml"))
         if not files:
-            raise FileNotFoundError(f"no CRD files (*.yaml) in {directory}; run `sandboxer crds --out {directory}`")
+            raise FileNotFoundError(
+                f"no CRD files (*.yaml) in {directory}; run `sandboxer crds --out {directory}`"
+            )
         for path in files:
             for doc in yaml.safe_load_all(path.read_text()):
                 if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
@@ -156,6 +159,14 @@ class DevCluster:
         """A further bearer-token user (e.g. the operator's service account); returns its token."""
         return self.users.add(User(name, groups))
 
+    def session(self, user: str = "admin") -> aiohttp.ClientSession:
+        """An HTTP client for the API as `user` (relative URLs; close it when done)."""
+        return aiohttp.ClientSession(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token(user)}"},
+            connector=aiohttp.TCPConnector(ssl=self.tls.client_context()),
+        )
+
     def token(self, user: str = "admin") -> str:
         return self.users.token(user)
 
@@ -164,7 +175,9 @@ class DevCluster:
 
     def write_kubeconfig(self, path: Path, user: str = "admin") -> Path:
         if not self.url:
-            raise RuntimeError("start the cluster before writing its kubeconfig: the URL is not known yet")
+            raise RuntimeError(
+                "start the cluster before writing its kubeconfig: the URL is not known yet"
+            )
         return kubeconfig.write(path, self.kubeconfig(user))
 
     # -- in-process access -------------------------------------------------------------------
@@ -175,11 +188,15 @@ class DevCluster:
             raise KeyError(f"{kind} ({api_version}) is not served; load its CRD first")
         return rt
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str = ""
+    ) -> dict[str, Any] | None:
         rt = self.resource(api_version, kind)
         return self.engine.store.get(rt.key, namespace if rt.namespaced else "", name)
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         rt = self.resource(api_version, kind)
         return list(self.engine.store.iter(rt.key, namespace))
 
@@ -194,10 +211,12 @@ class DevCluster:
         who = next(u for u in self.users.by_token.values() if u.name == user)
         if self.engine.store.get(rt.key, ns, meta.get("name", "")) is None:
             return await self.engine.create(rt, ns, obj, user=who)
-        return await self.engine.patch(rt, ns, meta["name"], "application/merge-patch+json", obj, user=who)
+        return await self.engine.patch(
+            rt, ns, meta["name"], "application/merge-patch+json", obj, user=who
+        )
 
     def allocations(self, node: str) -> dict[str, Allocation]:
-        """GPU/MIG devices held per pod UID on a node (what the kubelet PodResources API reports)."""
+        """GPU/MIG devices per pod UID on a node, as the kubelet PodResources API reports them."""
         return self.scheduler.allocations(node)
 
     def on_allocation_change(self, hook: AllocationHook) -> None:

@@ -86,4 +86,9 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
     if not resources:
         return None
     gv = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }

@@ -163,7 +163,10 @@ class Engine:
                 "storedVersions": [v["name"] for v in crd["spec"].get("versions") or []],
                 "conditions": [
                     {"type": t, "status": "True", "reason": r, "lastTransitionTime": when}
-                    for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
+                    for t, r in (
+                        ("NamesAccepted", "NoConflicts"),
+                        ("Established", "InitialNamesAccepted"),
+                    )
                 ],
             }
             self._commit(self.resource(CRD_KEY), {**crd, "status": status}, crd)
@@ -294,7 +297,7 @@ class Engine:
         self, rt: ResourceType, old: dict[str, Any], content_type: str, patch: Any
     ) -> dict[str, Any]:
         try:
-            if content_type == MERGE or content_type == APPLY:
+            if content_type in (MERGE, APPLY):
                 result = merge_patch(old, patch)
             elif content_type == JSON_PATCH:
                 if not isinstance(patch, list):
@@ -348,7 +351,9 @@ class Engine:
         if rt.namespaced:
             meta["namespace"] = old["metadata"]["namespace"]
         rv = old["metadata"]["resourceVersion"]
-        admitted = await self._admit("UPDATE", rt, namespace, new, old, user, subresource, dry_run, strict)
+        admitted = await self._admit(
+            "UPDATE", rt, namespace, new, old, user, subresource, dry_run, strict
+        )
         current = self.store.get(rt.key, namespace if rt.namespaced else "", meta["name"])
         if current is None:
             raise not_found(rt.plural, meta["name"], rt.group)
@@ -400,7 +405,13 @@ class Engine:
                     "deletionGracePeriodSeconds": 0,
                 },
             }
-            self.store.put(rt.key, {**marked, "metadata": {**marked["metadata"], "resourceVersion": self.store.next_rv()}})
+            self.store.put(
+                rt.key,
+                {
+                    **marked,
+                    "metadata": {**marked["metadata"], "resourceVersion": self.store.next_rv()},
+                },
+            )
             return self.must_get(rt, namespace, name)
         self._remove(rt, old)
         return old
@@ -415,7 +426,11 @@ class Engine:
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 when = objects.now_rfc3339(self.clock())
-                marked = {**meta, "deletionTimestamp": when, "resourceVersion": self.store.next_rv()}
+                marked = {
+                    **meta,
+                    "deletionTimestamp": when,
+                    "resourceVersion": self.store.next_rv(),
+                }
                 self.store.put(key, {**obj, "metadata": marked})
             return
         self._remove(rt, obj)
@@ -437,11 +452,15 @@ class Engine:
         name = obj["metadata"]["name"]
         obj = objects.check_custom(rt, obj, strict) if rt.schema is not None else obj
         if user is not SYSTEM:
-            req = AdmissionRequest(operation, rt, namespace, name, obj, old, user, subresource, dry_run)
+            req = AdmissionRequest(
+                operation, rt, namespace, name, obj, old, user, subresource, dry_run
+            )
             mutated = await self.admission.mutate(req)
             if mutated is not None and mutated is not obj:
                 obj = objects.check_custom(rt, mutated, strict) if rt.schema else mutated
-            req = AdmissionRequest(operation, rt, namespace, name, obj, old, user, subresource, dry_run)
+            req = AdmissionRequest(
+                operation, rt, namespace, name, obj, old, user, subresource, dry_run
+            )
             await self.admission.validate(req)
         return obj
 
@@ -464,7 +483,9 @@ class Engine:
             dep = self.store.get(res, ns, name)
             if dep is None:
                 continue
-            refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid]
+            refs = [
+                r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid
+            ]
             meta = {**dep["metadata"], "ownerReferences": refs}
             if not refs:
                 del meta["ownerReferences"]
@@ -534,7 +555,10 @@ class _Moved(Exception):
 
 def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
     strip = ("resourceVersion", "generation", "managedFields")
-    a = {**new, "metadata": {k: v for k, v in (new.get("metadata") or {}).items() if k not in strip}}
+    a = {
+        **new,
+        "metadata": {k: v for k, v in (new.get("metadata") or {}).items() if k not in strip},
+    }
     b = {**old, "metadata": {k: v for k, v in old["metadata"].items() if k not in strip}}
     return a == b
 

@@ -16,7 +16,10 @@ CLUSTER_NAME = "sandboxer-dev"
 
 def build(server_url: str, users: Users, ca_pem: bytes, current: str = "admin") -> dict[str, Any]:
     names = users.names()
-    cluster = {"server": server_url, "certificate-authority-data": base64.b64encode(ca_pem).decode()}
+    cluster = {
+        "server": server_url,
+        "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+    }
     return {
         "apiVersion": "v1",
         "kind": "Config",

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from sandboxer.api.validation import apply_defaults, validate
-from sandboxer.devcluster.errors import invalid
+from sandboxer.devcluster.errors import ApiError, invalid
 from sandboxer.devcluster.resources import ResourceType
 
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -71,6 +71,16 @@ def check_custom(rt: ResourceType, obj: dict[str, Any], strict: bool) -> dict[st
     known_meta = set((meta_schema.get("properties") or {}).keys())
     checked = {**body, "metadata": {k: v for k, v in meta.items() if k in known_meta}}
     errors = validate(schema, checked)
+    unknown = [e for e in errors if e.message.startswith("unknown field")]
+    if unknown and strict:
+        # As the real server: strict decoding fails first, with 400 rather than 422.
+        fields = ", ".join(f'unknown field "{e.field}"' for e in unknown)
+        raise ApiError(
+            400,
+            "BadRequest",
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+            f"strict decoding error: {fields}",
+        )
     if errors:
         causes = [{"reason": e.reason, "message": e.message, "field": e.field} for e in errors]
         raise invalid(rt.kind, rt.group, meta.get("name", ""), causes)

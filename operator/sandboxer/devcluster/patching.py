@@ -116,7 +116,8 @@ def json_patch(target: Any, ops: list[dict[str, Any]]) -> Any:
             try:
                 actual = _walk(doc, parts)
             except PatchError as exc:
-                raise PatchError(f"testing value {op['path']} failed: {exc}", test_failed=True)
+                message = f"testing value {op['path']} failed: {exc}"
+                raise PatchError(message, test_failed=True) from exc
             if actual != op.get("value"):
                 raise PatchError(f"testing value {op['path']} failed", test_failed=True)
         elif kind == "add":

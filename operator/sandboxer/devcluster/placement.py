@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +11,13 @@ from sandboxer.devcluster.quantities import parse_quantity
 
 def pod_requests(pod: Mapping[str, Any]) -> dict[str, float]:
     """Summed container requests; a limit stands in for a missing request (extended resources)."""
-    total: Counter[str] = Counter()
+    total: dict[str, float] = {}
     for container in (pod.get("spec") or {}).get("containers") or []:
         resources = container.get("resources") or {}
         merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
         for name, value in merged.items():
-            total[name] += parse_quantity(value)
-    return dict(total)
+            total[name] = total.get(name, 0.0) + parse_quantity(value)
+    return total
 
 
 def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
@@ -59,12 +58,9 @@ def matches_node(pod: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    required = (
-        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"
-        )
-        or {}
-    )
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
     if not terms:
         return True
@@ -110,8 +106,5 @@ def unschedulable_message(total_nodes: int, reasons: Mapping[str, int]) -> str:
     """`0/2 nodes are available: 2 Insufficient nvidia.com/gpu.` as kube-scheduler words it."""
     if total_nodes == 0:
         return "no nodes available to schedule pods"
-    parts = sorted(
-        f"{count} {reason}" if not reason.startswith("node(s)") else f"{count} {reason}"
-        for reason, count in reasons.items()
-    )
+    parts = sorted(f"{count} {reason}" for reason, count in reasons.items())
     return f"0/{total_nodes} nodes are available: {', '.join(parts)}."

@@ -45,7 +45,7 @@ class _Node:
     spec: NodeSpec | None
     index: int
     devices: dict[str, list[str]]
-    used: Counter[str] = field(default_factory=Counter)
+    used: dict[str, float] = field(default_factory=dict)
     pods: dict[str, Allocation] = field(default_factory=dict)
     requests: dict[str, dict[str, float]] = field(default_factory=dict)  # pod uid -> requests
     next_ip: int = 2
@@ -85,9 +85,11 @@ class Scheduler:
                 self._pending.pop(meta["uid"], None)
                 if not self._release(obj):
                     return  # nothing freed: pending pods cannot fit any better
-            elif (obj.get("spec") or {}).get("nodeName") or meta.get("deletionTimestamp"):
-                return
-            elif meta["uid"] in self._pending:
+            elif (
+                (obj.get("spec") or {}).get("nodeName")
+                or meta.get("deletionTimestamp")
+                or meta["uid"] in self._pending
+            ):
                 return
             else:
                 self._pending[meta["uid"]] = (meta.get("namespace", ""), meta["name"])
@@ -110,7 +112,7 @@ class Scheduler:
             return False
         node.pods.pop(uid)
         for name, amount in node.requests.pop(uid, {}).items():
-            node.used[name] -= amount
+            node.used[name] = node.used.get(name, 0.0) - amount
         self._notify(node_name or "")
         return True
 
@@ -133,7 +135,11 @@ class Scheduler:
     def schedule_pending(self) -> None:
         for uid, (ns, name) in list(self._pending.items()):
             pod = self.engine.store.get(PODS, ns, name)
-            if pod is None or pod["metadata"]["uid"] != uid or (pod.get("spec") or {}).get("nodeName"):
+            if (
+                pod is None
+                or pod["metadata"]["uid"] != uid
+                or (pod.get("spec") or {}).get("nodeName")
+            ):
                 self._pending.pop(uid, None)
                 continue
             if self._schedule(pod):
@@ -144,7 +150,8 @@ class Scheduler:
         if obj is None:
             return None
         allocatable = {
-            k: parse_quantity(v) for k, v in ((obj.get("status") or {}).get("allocatable") or {}).items()
+            k: parse_quantity(v)
+            for k, v in ((obj.get("status") or {}).get("allocatable") or {}).items()
         }
         spec = obj.get("spec") or {}
         return NodeView(
@@ -190,9 +197,12 @@ class Scheduler:
             if count:
                 free = [d for d in ids if d not in taken]
                 devices.append((resource, tuple(free[:count])))
-        node.pods[meta["uid"]] = Allocation(meta["uid"], meta.get("namespace", ""), meta["name"], tuple(devices))
+        node.pods[meta["uid"]] = Allocation(
+            meta["uid"], meta.get("namespace", ""), meta["name"], tuple(devices)
+        )
         node.requests[meta["uid"]] = dict(requests)
-        node.used.update(requests)
+        for name, amount in requests.items():
+            node.used[name] = node.used.get(name, 0.0) + amount
         ip = f"10.244.{node.index}.{node.next_ip}"
         node.next_ip = node.next_ip + 1 if node.next_ip < 254 else 2
         now = objects.now_rfc3339(self.engine.clock())
@@ -213,7 +223,13 @@ class Scheduler:
         ]
         conditions = [
             {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
-            for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+            for t in (
+                "PodReadyToStartContainers",
+                "Initialized",
+                "Ready",
+                "ContainersReady",
+                "PodScheduled",
+            )
         ]
         status = {
             "phase": "Running",

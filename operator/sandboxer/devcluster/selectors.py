@@ -1,4 +1,4 @@
-"""Label and field selectors as the API server parses them (`=`, `==`, `!=`, `in`, `notin`, `!k`)."""
+"""Label and field selectors as the API server parses them (`=`, `!=`, `in`, `notin`, `!k`)."""
 
 from __future__ import annotations
 

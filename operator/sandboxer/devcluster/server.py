@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +22,7 @@ from kmock import KubernetesEmulator
 from sandboxer.devcluster import discovery, openapi, tables
 from sandboxer.devcluster.auth import User, Users
 from sandboxer.devcluster.engine import APPLY, Engine
-from sandboxer.devcluster.errors import ApiError, bad_request
+from sandboxer.devcluster.errors import ApiError, bad_request, unsupported_media_type
 from sandboxer.devcluster.resources import ResourceType
 from sandboxer.devcluster.selectors import matcher
 from sandboxer.devcluster.store import Event, Watcher
@@ -86,22 +84,22 @@ class HttpApi:
         except ApiError as exc:
             return _json(exc.status(), exc.code)
 
-    async def _route(self, request: aiohttp.web.BaseRequest, user: User) -> aiohttp.web.StreamResponse:
+    async def _route(
+        self, request: aiohttp.web.BaseRequest, user: User
+    ) -> aiohttp.web.StreamResponse:
         path = request.path.rstrip("/") or "/"
-        registry = self.engine.registry
         if request.method == "GET":
             static = self._static(path)
             if static is not None:
                 return static
         route = parse_path(path)
         if route is None:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource: {path}")
-        if route.plural == "" or (not route.group and route.plural == "namespaces" and False):
-            raise ApiError(404, "NotFound", "not found")
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource: {path}"
+            )
         rt = self.engine.resource((route.group, route.version, route.plural))
         if not rt.namespaced and route.namespace:
             raise ApiError(404, "NotFound", f"{rt.plural} is not namespaced")
-        del registry
         return await self._resource(request, user, rt, route)
 
     def _static(self, path: str) -> aiohttp.web.StreamResponse | None:
@@ -120,7 +118,11 @@ class HttpApi:
             return None  # content negotiation: handled in _resource-less branch below
         parts = [p for p in path.split("/") if p]
         if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
-            group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4] if len(parts) == 5 else "")
+            group, version = (
+                ("", parts[3])
+                if parts[2] == "api"
+                else (parts[3], parts[4] if len(parts) == 5 else "")
+            )
             doc = openapi.v3_group_version(registry, group, version)
             if doc is None:
                 raise ApiError(404, "NotFound", f"no OpenAPI v3 document for {path}")
@@ -129,14 +131,18 @@ class HttpApi:
             doc = discovery.api_resource_list(registry, "", parts[1])
             return _json(doc) if doc else None
         if len(parts) == 2 and parts[0] == "apis":
-            group = discovery.api_group(registry, parts[1])
-            if group is None:
-                raise ApiError(404, "NotFound", f"the server could not find the requested resource: {path}")
-            return _json(group)
+            group_doc = discovery.api_group(registry, parts[1])
+            if group_doc is None:
+                raise ApiError(
+                    404, "NotFound", f"the server could not find the requested resource: {path}"
+                )
+            return _json(group_doc)
         if len(parts) == 3 and parts[0] == "apis":
             doc = discovery.api_resource_list(registry, parts[1], parts[2])
             if doc is None:
-                raise ApiError(404, "NotFound", f"the server could not find the requested resource: {path}")
+                raise ApiError(
+                    404, "NotFound", f"the server could not find the requested resource: {path}"
+                )
             return _json(doc)
         return None
 
@@ -167,7 +173,13 @@ class HttpApi:
                 return await self._watch(request, rt, ns)
             self.requests[("list", rt.plural)] += 1
             return self._list(request, rt, ns)
-        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        verb = {
+            "GET": "get",
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete",
+        }
         self.requests[(verb.get(method, method.lower()), rt.plural)] += 1
         if method == "POST" and not route.name:
             body = await self._body(request)
@@ -211,6 +223,9 @@ class HttpApi:
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     async def _body(self, request: aiohttp.web.BaseRequest, yaml_ok: bool = False) -> Any:
+        content_type = request.headers.get("Content-Type", "")
+        if "protobuf" in content_type or "cbor" in content_type:
+            raise unsupported_media_type(content_type, [JSON, "application/yaml"])
         raw = await request.read()
         if not raw:
             return None
@@ -232,10 +247,14 @@ class HttpApi:
     ) -> aiohttp.web.StreamResponse:
         predicate = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         options = await self._delete_options(request)
-        victims = [o for o in self.engine.iter(rt.key, ns or None) if predicate is None or predicate(o)]
+        victims = [
+            o for o in self.engine.iter(rt.key, ns or None) if predicate is None or predicate(o)
+        ]
         for obj in victims:
             meta = obj["metadata"]
-            await self.engine.delete(rt, meta.get("namespace", ""), meta["name"], options=options, user=user)
+            await self.engine.delete(
+                rt, meta.get("namespace", ""), meta["name"], options=options, user=user
+            )
         return self._list_response(request, rt, victims)
 
     async def _scale(
@@ -248,13 +267,24 @@ class HttpApi:
             replicas = ((body or {}).get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
                 raise bad_request("spec.replicas must be a non-negative integer")
-            await self.engine.patch(rt, ns, name, "application/merge-patch+json", {"spec": {"replicas": replicas}}, user=user)
+            await self.engine.patch(
+                rt,
+                ns,
+                name,
+                "application/merge-patch+json",
+                {"spec": {"replicas": replicas}},
+                user=user,
+            )
         obj = self.engine.must_get(rt, ns, name)
         meta = obj["metadata"]
         scale = {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
+            },
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
             "status": {"replicas": (obj.get("status") or {}).get("replicas", 0)},
         }
@@ -267,25 +297,44 @@ class HttpApi:
         return "as=Table" in accept
 
     def _object(
-        self, request: aiohttp.web.BaseRequest, rt: ResourceType, obj: dict[str, Any], status: int = 200
+        self,
+        request: aiohttp.web.BaseRequest,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        status: int = 200,
     ) -> aiohttp.web.StreamResponse:
         if self._wants_table(request) and request.method == "GET":
-            table = tables.build(rt, [obj], obj["metadata"].get("resourceVersion", ""), request.query.get("includeObject", "Metadata"), self.engine.clock())
+            table = tables.build(
+                rt,
+                [obj],
+                obj["metadata"].get("resourceVersion", ""),
+                request.query.get("includeObject", "Metadata"),
+                self.engine.clock(),
+            )
             return _json(table)
-        if self.engine.store.get(rt.key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) is obj:
+        if (
+            self.engine.store.get(
+                rt.key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+            )
+            is obj
+        ):
             body = self.engine.store.raw(obj)
         else:
             body = json.dumps(obj).encode()
         return aiohttp.web.Response(body=body, status=status, content_type=JSON)
 
-    def _select(self, request: aiohttp.web.BaseRequest, rt: ResourceType, ns: str) -> list[dict[str, Any]]:
+    def _select(
+        self, request: aiohttp.web.BaseRequest, rt: ResourceType, ns: str
+    ) -> list[dict[str, Any]]:
         predicate = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         source = self.engine.iter(rt.key, ns or None)
         objs = list(source) if predicate is None else [o for o in source if predicate(o)]
         objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return objs
 
-    def _list(self, request: aiohttp.web.BaseRequest, rt: ResourceType, ns: str) -> aiohttp.web.StreamResponse:
+    def _list(
+        self, request: aiohttp.web.BaseRequest, rt: ResourceType, ns: str
+    ) -> aiohttp.web.StreamResponse:
         objs = self._select(request, rt, ns)
         return self._list_response(request, rt, objs)
 
@@ -312,10 +361,14 @@ class HttpApi:
                 meta["remainingItemCount"] = len(objs) - end
             objs = objs[start:end]
         if self._wants_table(request):
-            table = tables.build(rt, objs, rv, request.query.get("includeObject", "Metadata"), self.engine.clock())
+            table = tables.build(
+                rt, objs, rv, request.query.get("includeObject", "Metadata"), self.engine.clock()
+            )
             table["metadata"].update(meta)
             return _json(table)
-        head = json.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta})
+        head = json.dumps(
+            {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta}
+        )
         raw = self.engine.store.raw
         body = head[:-1].encode() + b',"items":[' + b",".join(raw(o) for o in objs) + b"]}"
         return aiohttp.web.Response(body=body, content_type=JSON)
@@ -354,8 +407,12 @@ class HttpApi:
         try:
             await response.prepare(request)
             if gone:
-                status = ApiError(410, "Expired", f"too old resource version: {rv} ({store.rv})").status()
-                await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+                status = ApiError(
+                    410, "Expired", f"too old resource version: {rv} ({store.rv})"
+                ).status()
+                await response.write(
+                    json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
+                )
                 return response
             if backlog:
                 await response.write(b"".join(backlog))
@@ -372,10 +429,10 @@ class HttpApi:
         watcher: Watcher,
         rt: ResourceType,
         bookmarks: bool,
-        timeout: float | None,
+        seconds: float | None,
     ) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
+        deadline = loop.time() + seconds if seconds else None
         next_bookmark = loop.time() + self.bookmark_interval
         closing = asyncio.ensure_future(self._closing.wait())
         try:
@@ -388,7 +445,9 @@ class HttpApi:
                         return
                     wait = left if wait is None else min(wait, left)
                 getter = asyncio.ensure_future(watcher.queue.get())
-                done, _ = await asyncio.wait({getter, closing}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, closing}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter not in done:
                     getter.cancel()
                     if bookmarks and loop.time() >= next_bookmark:
@@ -411,23 +470,16 @@ class HttpApi:
 
 
 @attrs.define(kw_only=True)
-class DevEmulator(KubernetesEmulator):  # type: ignore[misc]
+class DevEmulator(KubernetesEmulator):
     """kmock's emulator with every request answered by the dev cluster's HttpApi."""
 
     api: HttpApi
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        started = time.perf_counter()
         if raw_request.path.rstrip("/") == "/openapi/v2" and raw_request.method == "GET":
             try:
                 self.api.users.authenticate(raw_request.headers.get("Authorization"))
                 return await self.api.openapi_v2(raw_request)
             except ApiError as exc:
                 return _json(exc.status(), exc.code)
-        response = await self.api.handle(raw_request)
-        del started
-        return response
-
-
-def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+        return await self.api.handle(raw_request)

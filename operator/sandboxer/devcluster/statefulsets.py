@@ -33,9 +33,7 @@ def build_pod(sts: dict[str, Any], ordinal: int) -> dict[str, Any]:
     volumes = list(pod_spec.get("volumes") or [])
     for claim in spec.get("volumeClaimTemplates") or []:
         cname = claim["metadata"]["name"]
-        volumes.append(
-            {"name": cname, "persistentVolumeClaim": {"claimName": f"{cname}-{name}"}}
-        )
+        volumes.append({"name": cname, "persistentVolumeClaim": {"claimName": f"{cname}-{name}"}})
     if volumes:
         pod_spec["volumes"] = volumes
     pod_spec["hostname"] = name
@@ -144,7 +142,9 @@ class StatefulSetController:
         # Scale down: remove pods with an ordinal at or above replicas; PVCs are kept.
         index = replicas
         while (pod := store.get(PODS, ns, f"{name}-{index}")) is not None:
-            owned = any(r.get("uid") == meta["uid"] for r in pod["metadata"].get("ownerReferences") or [])
+            owned = any(
+                r.get("uid") == meta["uid"] for r in pod["metadata"].get("ownerReferences") or []
+            )
             if owned:
                 self.engine.delete_system(PODS, ns, f"{name}-{index}")
             index += 1
@@ -192,7 +192,11 @@ class StatefulSetController:
         bound = {
             **pvc,
             "metadata": {**pvc["metadata"], "annotations": annotations},
-            "spec": {**spec, "volumeName": volume, "storageClassName": spec.get("storageClassName", "standard")},
+            "spec": {
+                **spec,
+                "volumeName": volume,
+                "storageClassName": spec.get("storageClassName", "standard"),
+            },
             "status": status,
         }
         self.engine.put_system(PVCS, bound)

@@ -115,7 +115,9 @@ class Store:
             self._raw.pop(id(old), None)
             self._unindex_owners(res, old)
         self._index_owners(res, obj)
-        self._emit(res, Event(int(meta["resourceVersion"]), "MODIFIED" if old else "ADDED", obj, old))
+        self._emit(
+            res, Event(int(meta["resourceVersion"]), "MODIFIED" if old else "ADDED", obj, old)
+        )
 
     def remove(self, res: ResKey, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]

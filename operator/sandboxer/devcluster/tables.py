@@ -61,7 +61,15 @@ def _pod(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
         phase = "Terminating"
     status = obj.get("status") or {}
     node = (obj.get("spec") or {}).get("nodeName") or "<none>"
-    return [_name(obj), f"{ready}/{total}", phase, 0, _age(obj, now), status.get("podIP") or "<none>", node]
+    return [
+        _name(obj),
+        f"{ready}/{total}",
+        phase,
+        0,
+        _age(obj, now),
+        status.get("podIP") or "<none>",
+        node,
+    ]
 
 
 def _node(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
@@ -88,7 +96,10 @@ def _pvc(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
         status.get("phase", "Pending"),
         spec.get("volumeName", ""),
         (status.get("capacity") or {}).get("storage", ""),
-        ",".join({"ReadWriteOnce": "RWO", "ReadWriteMany": "RWX"}.get(m, m) for m in spec.get("accessModes") or []),
+        ",".join(
+            {"ReadWriteOnce": "RWO", "ReadWriteMany": "RWX"}.get(m, m)
+            for m in spec.get("accessModes") or []
+        ),
         spec.get("storageClassName") or "<unset>",
         _age(obj, now),
     ]
@@ -118,19 +129,36 @@ NAME = _col("Name", fmt="name")
 AGE = _col("Age")
 CORE: dict[str, tuple[list[dict[str, Any]], Row]] = {
     "pods": (
-        [NAME, _col("Ready"), _col("Status"), _col("Restarts", "integer"), AGE,
-         _col("IP", priority=1), _col("Node", priority=1)],
+        [
+            NAME,
+            _col("Ready"),
+            _col("Status"),
+            _col("Restarts", "integer"),
+            AGE,
+            _col("IP", priority=1),
+            _col("Node", priority=1),
+        ],
         _pod,
     ),
     "nodes": ([NAME, _col("Status"), _col("Roles"), AGE, _col("Version")], _node),
     "statefulsets": ([NAME, _col("Ready"), AGE], _sts),
     "persistentvolumeclaims": (
-        [NAME, _col("Status"), _col("Volume"), _col("Capacity"), _col("Access Modes"),
-         _col("StorageClass"), AGE],
+        [
+            NAME,
+            _col("Status"),
+            _col("Volume"),
+            _col("Capacity"),
+            _col("Access Modes"),
+            _col("StorageClass"),
+            AGE,
+        ],
         _pvc,
     ),
     "namespaces": ([NAME, _col("Status"), AGE], _namespace),
-    "events": ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")], _event),
+    "events": (
+        [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+        _event,
+    ),
 }
 
 
