@@ -9,7 +9,6 @@ from sandboxer.devcluster.cluster import DevCluster
 from tests.integration.conftest import ROOT, Kubectl, eventually
 
 
-
 def configmap(name: str, namespace: str = "default") -> dict[str, object]:
     # `kubectl create configmap` sends protobuf, which the dev cluster answers with 415.
     meta = {"name": name, "namespace": namespace}
