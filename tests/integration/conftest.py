@@ -82,12 +82,12 @@ def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
 
 
 async def eventually(
-    predicate: Callable[[], bool], timeout: float = 10.0, message: str = "condition"
+    predicate: Callable[[], bool], within: float = 10.0, message: str = "condition"
 ) -> None:
     """Wait for an in-process condition, yielding to the loop between checks."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+            raise AssertionError(f"timed out after {within}s waiting for {message}")
         await asyncio.sleep(0.01)

@@ -69,7 +69,9 @@ async def test_metadata_versions_and_generation(api: aiohttp.ClientSession) -> N
     status, created = await call(api, "POST", CMS, cm("x"))
     assert status == 201
     meta = created["metadata"]
-    assert meta["uid"] and meta["generation"] == 1 and meta["creationTimestamp"]
+    assert meta["uid"]
+    assert meta["generation"] == 1
+    assert meta["creationTimestamp"]
     _, labelled = await call(
         api, "PATCH", f"{CMS}/x", {"metadata": {"labels": {"a": "b"}}}, headers=MERGE
     )
@@ -87,7 +89,8 @@ async def test_stale_resource_version_conflicts(api: aiohttp.ClientSession) -> N
 
     update = {**created, "data": {"a": "3"}}
     status, body = await call(api, "PUT", f"{CMS}/x", update)
-    assert status == 409 and body["reason"] == "Conflict"
+    assert status == 409
+    assert body["reason"] == "Conflict"
     patch = {"metadata": {"resourceVersion": stale}, "data": {"a": "4"}}
     status, _ = await call(api, "PATCH", f"{CMS}/x", patch, headers=MERGE)
     assert status == 409
@@ -103,7 +106,8 @@ async def test_stale_resource_version_conflicts(api: aiohttp.ClientSession) -> N
     _, fresh = await call(api, "GET", f"{CMS}/x")
     ops[0]["value"] = fresh["metadata"]["resourceVersion"]
     status, patched = await call(api, "PATCH", f"{CMS}/x", ops, headers=JSONP)
-    assert status == 200 and patched["metadata"]["finalizers"] == ["x"]
+    assert status == 200
+    assert patched["metadata"]["finalizers"] == ["x"]
 
 
 async def test_list_shape_and_selectors(api: aiohttp.ClientSession) -> None:
@@ -113,7 +117,8 @@ async def test_list_shape_and_selectors(api: aiohttp.ClientSession) -> None:
     await call(api, "POST", "/api/v1/namespaces/other/configmaps", cm("a", {"tier": "web"}))
 
     _, listed = await call(api, "GET", CMS)
-    assert listed["kind"] == "ConfigMapList" and listed["apiVersion"] == "v1"
+    assert listed["kind"] == "ConfigMapList"
+    assert listed["apiVersion"] == "v1"
     assert int(listed["metadata"]["resourceVersion"]) > 0
     _, web = await call(api, "GET", "/api/v1/configmaps", params={"labelSelector": "tier=web"})
     assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in web["items"]] == [
@@ -124,7 +129,8 @@ async def test_list_shape_and_selectors(api: aiohttp.ClientSession) -> None:
     _, one = await call(api, "GET", "/api/v1/configmaps", params=params)
     assert [i["metadata"]["namespace"] for i in one["items"]] == ["other"]
     _, page = await call(api, "GET", "/api/v1/configmaps", params={"limit": "2"})
-    assert len(page["items"]) == 2 and page["metadata"]["continue"]
+    assert len(page["items"]) == 2
+    assert page["metadata"]["continue"]
     _, rest = await call(
         api,
         "GET",
@@ -166,7 +172,8 @@ async def test_watch_bookmarks_and_timeout() -> None:
         async with api.get(CMS, params=params) as resp:
             body = await asyncio.wait_for(resp.content.read(), timeout=5)
         events = [json.loads(line) for line in body.splitlines()]
-    assert events and all(e["type"] == "BOOKMARK" for e in events)
+    assert events
+    assert all(e["type"] == "BOOKMARK" for e in events)
     assert events[0]["object"]["kind"] == "ConfigMap"
     assert events[0]["object"]["metadata"]["resourceVersion"]
 
@@ -223,7 +230,8 @@ async def test_patch_types_by_content_type(api: aiohttp.ClientSession) -> None:
         {"spec": {"maxGpus": 2}},
         headers={"Content-Type": "application/strategic-merge-patch+json"},
     )
-    assert status == 415 and "application/merge-patch+json" in body["message"]
+    assert status == 415
+    assert "application/merge-patch+json" in body["message"]
 
 
 def _sandbox_class() -> dict[str, Any]:
@@ -235,7 +243,8 @@ def _sandbox_class() -> dict[str, Any]:
 
 async def test_status_subresource_is_written_separately(api: aiohttp.ClientSession) -> None:
     status, created = await call(api, "POST", ESBS, {**sandbox("s"), "status": {"phase": "Hacked"}})
-    assert status == 201 and "status" not in created  # status is dropped on create
+    assert status == 201
+    assert "status" not in created
     _, after = await call(
         api,
         "PATCH",
@@ -244,7 +253,8 @@ async def test_status_subresource_is_written_separately(api: aiohttp.ClientSessi
         headers=MERGE,
     )
     assert after["status"]["phase"] == "Pending"
-    assert after["spec"]["gpus"] == 1 and after["metadata"]["generation"] == 1
+    assert after["spec"]["gpus"] == 1
+    assert after["metadata"]["generation"] == 1
     _, main = await call(
         api,
         "PATCH",
@@ -253,17 +263,20 @@ async def test_status_subresource_is_written_separately(api: aiohttp.ClientSessi
         headers=MERGE,
     )
     assert main["status"]["phase"] == "Pending"
-    assert main["spec"]["gpus"] == 2 and main["metadata"]["generation"] == 2
+    assert main["spec"]["gpus"] == 2
+    assert main["metadata"]["generation"] == 2
 
 
 async def test_custom_objects_are_validated_with_causes(api: aiohttp.ClientSession) -> None:
     status, body = await call(api, "POST", ESBS, sandbox("s", gpus=-1))
-    assert status == 422 and body["reason"] == "Invalid"
+    assert status == 422
+    assert body["reason"] == "Invalid"
     assert body["details"]["causes"][0]["field"] == "spec.gpus"
     assert "must be >= 0" in body["details"]["causes"][0]["message"]
     loose = {**sandbox("t"), "spec": {"class": "h100", "colour": "blue"}}
     status, body = await call(api, "POST", ESBS, loose)  # no fieldValidation: pruned
-    assert status == 201 and "colour" not in body["spec"]
+    assert status == 201
+    assert "colour" not in body["spec"]
     status, body = await call(
         api,
         "POST",
@@ -271,7 +284,8 @@ async def test_custom_objects_are_validated_with_causes(api: aiohttp.ClientSessi
         {**loose, "metadata": {"name": "u"}},
         params={"fieldValidation": "Strict"},
     )
-    assert status == 400 and 'unknown field "spec.colour"' in body["message"]
+    assert status == 400
+    assert 'unknown field "spec.colour"' in body["message"]
 
 
 async def test_finalizers_hold_deletion_and_gc_waits_for_them(
@@ -304,14 +318,17 @@ async def test_finalizers_hold_deletion_and_gc_waits_for_them(
 async def test_discovery_lists_real_short_names(api: aiohttp.ClientSession) -> None:
     _, core = await call(api, "GET", "/api/v1")
     short = {r["name"]: r.get("shortNames", []) for r in core["resources"]}
-    assert short["configmaps"] == ["cm"] and short["services"] == ["svc"]
-    assert short["persistentvolumeclaims"] == ["pvc"] and short["namespaces"] == ["ns"]
+    assert short["configmaps"] == ["cm"]
+    assert short["services"] == ["svc"]
+    assert short["persistentvolumeclaims"] == ["pvc"]
+    assert short["namespaces"] == ["ns"]
     assert short["pods"] == ["po"]
     _, apps = await call(api, "GET", "/apis/apps/v1")
     assert {r["name"]: r.get("shortNames") for r in apps["resources"]}["statefulsets"] == ["sts"]
     _, custom = await call(api, "GET", "/apis/sandboxer.io/v1alpha1")
     esb = next(r for r in custom["resources"] if r["name"] == "experimentsandboxes")
-    assert esb["shortNames"] == ["esb", "sandbox"] and esb["categories"] == ["sandboxer"]
+    assert esb["shortNames"] == ["esb", "sandbox"]
+    assert esb["categories"] == ["sandboxer"]
 
 
 async def test_openapi_documents(api: aiohttp.ClientSession) -> None:

@@ -65,7 +65,8 @@ async def test_kopf_handles_objects_and_keeps_its_watches(caplog: pytest.LogCapt
 
         obj = cluster.get("sandboxer.io/v1alpha1", "ExperimentSandbox", "nb", "default")
         assert seen == ["nb"]
-        assert obj is not None and obj["status"]["phase"] == "Provisioning"
+        assert obj is not None
+        assert obj["status"]["phase"] == "Provisioning"
         watches = cluster.request_count("watch", "experimentsandboxes")
         assert watches == 1, f"{watches} watch requests in two minutes"
         assert cluster.request_count("watch", "customresourcedefinitions") <= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import yaml
 
 from sandboxer.devcluster.cluster import DevCluster
@@ -22,7 +23,8 @@ async def test_apply_and_get_yaml_show_server_metadata_and_defaults(kubectl: Kub
 
     obj = yaml.safe_load((await kubectl("get", "esb", "my-notebook", "-o", "yaml")).stdout)
     meta = obj["metadata"]
-    assert meta["uid"] and meta["creationTimestamp"].endswith("Z")
+    assert meta["uid"]
+    assert meta["creationTimestamp"].endswith("Z")
     assert meta["generation"] == 1
     assert int(meta["resourceVersion"]) > 0
     assert obj["spec"]["suspend"] is False  # schema default applied by the server

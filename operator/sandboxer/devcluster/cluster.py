@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -79,9 +79,7 @@ class DevCluster:
     async def start(self) -> None:
         self._emulator = DevEmulator(api=self.http)
         server = aiohttp.web.Server(self._emulator)
-        self._runner = aiohttp.web.ServerRunner(
-            server, handle_signals=False, shutdown_timeout=1.0
-        )
+        self._runner = aiohttp.web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = aiohttp.web.TCPSite(
             self._runner,
@@ -124,19 +122,27 @@ class DevCluster:
 
     # -- setup -------------------------------------------------------------------------------
 
-    def load_crds(self, directory: Path) -> list[str]:
-        """Register every CRD in `directory/*.yaml`; returns their names."""
-        names = []
+    def load_crds(self, directory: Path | None = None) -> list[str]:
+        """Register every CRD in `directory/*.yaml` (default: generated from the API models)."""
+        if directory is None:
+            from sandboxer.api.crdgen import crd
+            from sandboxer.api.kinds import ALL_KINDS
+
+            return self.install_crds(crd(kind) for kind in ALL_KINDS)
         files = sorted(directory.glob("*.yaml"))
         if not files:
             raise FileNotFoundError(
                 f"no CRD files (*.yaml) in {directory}; run `sandboxer crds --out {directory}`"
             )
-        for path in files:
-            for doc in yaml.safe_load_all(path.read_text()):
-                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                    self.engine.put_system(CRD_KEY, doc)
-                    names.append(doc["metadata"]["name"])
+        docs = [d for path in files for d in yaml.safe_load_all(path.read_text())]
+        return self.install_crds(docs)
+
+    def install_crds(self, docs: Iterable[Any]) -> list[str]:
+        names = []
+        for doc in docs:
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                self.engine.put_system(CRD_KEY, doc)
+                names.append(doc["metadata"]["name"])
         return names
 
     def add_gpu_node(
