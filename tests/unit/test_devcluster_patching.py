@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sandboxer.devcluster.patching import (
     PatchError,
     json_patch,

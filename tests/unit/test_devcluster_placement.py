@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from sandboxer.devcluster.placement import (
     NodeView,
     filter_node,

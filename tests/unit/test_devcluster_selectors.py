@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sandboxer.devcluster.errors import ApiError
 from sandboxer.devcluster.selectors import match_label_selector, matcher
 

@@ -52,6 +52,7 @@ class Engine:
         self.admission = Admission(self.store.iter, self._namespace_labels)
         self._uids: dict[str, tuple[ResKey, str, str]] = {}
         self._gc_tasks: set[asyncio.Task[None]] = set()
+        self._schemas = objects.CompiledSchemas()
         self.store.listeners.append(self._track)
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put_system(NAMESPACES, {"metadata": {"name": name}, "status": {"phase": "Active"}})
@@ -450,14 +451,17 @@ class Engine:
         strict: bool,
     ) -> dict[str, Any]:
         name = obj["metadata"]["name"]
-        obj = objects.check_custom(rt, obj, strict) if rt.schema is not None else obj
+        if rt.schema is not None:
+            obj = objects.check_custom(rt, obj, strict, self._schemas)
         if user is not SYSTEM:
             req = AdmissionRequest(
                 operation, rt, namespace, name, obj, old, user, subresource, dry_run
             )
             mutated = await self.admission.mutate(req)
             if mutated is not None and mutated is not obj:
-                obj = objects.check_custom(rt, mutated, strict) if rt.schema else mutated
+                obj = mutated
+                if rt.schema is not None:
+                    obj = objects.check_custom(rt, obj, strict, self._schemas)
             req = AdmissionRequest(
                 operation, rt, namespace, name, obj, old, user, subresource, dry_run
             )

@@ -7,7 +7,9 @@ import secrets
 import uuid
 from typing import Any
 
-from sandboxer.api.validation import apply_defaults, validate
+from jsonschema import Draft7Validator
+
+from sandboxer.api.validation import apply_defaults, to_jsonschema, validate
 from sandboxer.devcluster.errors import ApiError, invalid
 from sandboxer.devcluster.resources import ResourceType
 
@@ -57,7 +59,23 @@ def prune(schema: dict[str, Any], obj: Any) -> Any:
     return obj
 
 
-def check_custom(rt: ResourceType, obj: dict[str, Any], strict: bool) -> dict[str, Any]:
+class CompiledSchemas:
+    """Validators compiled once per served schema: compiling one per write cost ~1 ms."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[int, tuple[dict[str, Any], Draft7Validator]] = {}
+
+    def is_valid(self, schema: dict[str, Any], obj: dict[str, Any]) -> bool:
+        entry = self._compiled.get(id(schema))
+        if entry is None or entry[0] is not schema:
+            entry = (schema, Draft7Validator(to_jsonschema(schema)))
+            self._compiled[id(schema)] = entry
+        return bool(entry[1].is_valid(obj))
+
+
+def check_custom(
+    rt: ResourceType, obj: dict[str, Any], strict: bool, compiled: CompiledSchemas
+) -> dict[str, Any]:
     """Defaults, pruning and schema validation of a custom object; 422 on violations."""
     schema = rt.schema
     if schema is None:
@@ -70,7 +88,9 @@ def check_custom(rt: ResourceType, obj: dict[str, Any], strict: bool) -> dict[st
     meta_schema = (schema.get("properties") or {}).get("metadata") or {}
     known_meta = set((meta_schema.get("properties") or {}).keys())
     checked = {**body, "metadata": {k: v for k, v in meta.items() if k in known_meta}}
-    errors = validate(schema, checked)
+    if compiled.is_valid(schema, checked):
+        return {**body, "metadata": meta}
+    errors = validate(schema, checked)  # the slow path words the errors like the API server
     unknown = [e for e in errors if e.message.startswith("unknown field")]
     if unknown and strict:
         # As the real server: strict decoding fails first, with 400 rather than 422.
