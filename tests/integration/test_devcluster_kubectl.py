@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import yaml
 
+from sandboxer.devcluster.binaries import kubectl as kubectl_binary
 from sandboxer.devcluster.cluster import DevCluster
 from tests.integration.conftest import ROOT, Kubectl, eventually
 
@@ -196,3 +199,22 @@ async def test_namespaces_must_exist(kubectl: Kubectl) -> None:
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nowhere"}}
     await kubectl("apply", "-f", "-", input=json.dumps(ns))
     await kubectl("apply", "-f", "-", input=doc)
+
+
+async def test_get_watch_streams_table_rows(kubectl: Kubectl, kubeconfig: Path) -> None:
+    await kubectl("apply", "-f", str(ROOT / "examples/class-h100.yaml"))
+    proc = await asyncio.create_subprocess_exec(
+        str(kubectl_binary()), "--kubeconfig", str(kubeconfig), "get", "esb", "-w",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        await kubectl("apply", "-f", str(ROOT / "examples/sandbox.yaml"), user="alice")
+        lines: list[str] = []
+        while not any("my-notebook" in line for line in lines):
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode())
+        assert lines[0].split()[:3] == ["NAME", "PHASE", "CLASS"]
+        assert lines[-1].split()[:3] == ["my-notebook", "h100", "1"]
+    finally:
+        proc.kill()
+        await proc.wait()

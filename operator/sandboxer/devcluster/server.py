@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -385,10 +386,11 @@ class HttpApi:
         store = self.engine.store
         watcher = Watcher(rt.key, ns or None, predicate)
         backlog: list[bytes] = []
+        encode = self._table_encoder(request, rt) if self._wants_table(request) else _plain
         gone = False
         if rv in ("", "0") or initial:
             for obj in self._select(request, rt, ns):
-                backlog.append(Event(0, "ADDED", obj, None).line())
+                backlog.append(encode(Event(0, "ADDED", obj, None)))
             if initial and bookmarks:
                 backlog.append(self._bookmark(rt, initial_end=True))
         else:
@@ -416,7 +418,7 @@ class HttpApi:
                 return response
             if backlog:
                 await response.write(b"".join(backlog))
-            await self._stream(response, watcher, rt, bookmarks, timeout)
+            await self._stream(response, watcher, rt, bookmarks, timeout, encode)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -430,6 +432,7 @@ class HttpApi:
         rt: ResourceType,
         bookmarks: bool,
         seconds: float | None,
+        encode: Callable[[Event], bytes],
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds if seconds else None
@@ -457,9 +460,27 @@ class HttpApi:
                 chunk = [getter.result()]
                 while not watcher.queue.empty():
                     chunk.append(watcher.queue.get_nowait())
-                await response.write(b"".join(e.line() for e in chunk if e is not None))
+                await response.write(b"".join(encode(e) for e in chunk if e is not None))
         finally:
             closing.cancel()
+
+    def _table_encoder(
+        self, request: aiohttp.web.BaseRequest, rt: ResourceType
+    ) -> Callable[[Event], bytes]:
+        """`kubectl get -w`: each event carries a one-row Table; only the first has columns."""
+        include = request.query.get("includeObject", "Metadata")
+        first = True
+
+        def encode(event: Event) -> bytes:
+            nonlocal first
+            rv = event.obj["metadata"].get("resourceVersion", "")
+            table = tables.build(rt, [event.obj], rv, include, self.engine.clock())
+            if not first:
+                table["columnDefinitions"] = []
+            first = False
+            return json.dumps({"type": event.type, "object": table}).encode() + b"\n"
+
+        return encode
 
     def _bookmark(self, rt: ResourceType, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(self.engine.store.rv)}
@@ -467,6 +488,10 @@ class HttpApi:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
         return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
+
+
+def _plain(event: Event) -> bytes:
+    return event.line()
 
 
 @attrs.define(kw_only=True)
