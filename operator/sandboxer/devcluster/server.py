@@ -89,6 +89,8 @@ class HttpApi:
         self, request: aiohttp.web.BaseRequest, user: User
     ) -> aiohttp.web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        if request.method == "GET" and path == "/openapi/v2":
+            return self.openapi_v2(request)
         if request.method == "GET":
             static = self._static(path)
             if static is not None:
@@ -115,8 +117,6 @@ class HttpApi:
             return _json(discovery.api_group_list(registry))
         if path == "/openapi/v3":
             return _json(openapi.v3_root(registry))
-        if path == "/openapi/v2":
-            return None  # content negotiation: handled in _resource-less branch below
         parts = [p for p in path.split("/") if p]
         if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
             group, version = (
@@ -147,7 +147,8 @@ class HttpApi:
             return _json(doc)
         return None
 
-    async def openapi_v2(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+    def openapi_v2(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kubectl asks for protobuf first; 406 makes it use the v3 documents instead.
         accept = request.headers.get("Accept", "")
         if "protobuf" in accept and "json" not in accept:
             raise ApiError(406, "NotAcceptable", "only application/json is served for /openapi/v2")
@@ -501,10 +502,4 @@ class DevEmulator(KubernetesEmulator):
     api: HttpApi
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        if raw_request.path.rstrip("/") == "/openapi/v2" and raw_request.method == "GET":
-            try:
-                self.api.users.authenticate(raw_request.headers.get("Authorization"))
-                return await self.api.openapi_v2(raw_request)
-            except ApiError as exc:
-                return _json(exc.status(), exc.code)
         return await self.api.handle(raw_request)
