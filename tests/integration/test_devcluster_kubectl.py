@@ -199,6 +199,11 @@ async def test_namespaces_must_exist(kubectl: Kubectl) -> None:
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nowhere"}}
     await kubectl("apply", "-f", "-", input=json.dumps(ns))
     await kubectl("apply", "-f", "-", input=doc)
+    # A second apply of a core kind is a strategic merge patch computed by kubectl.
+    changed = {**configmap("x", "nowhere"), "data": {"k": "w"}}
+    await kubectl("apply", "-f", "-", input=json.dumps(changed))
+    got = (await kubectl("get", "cm", "x", "-n", "nowhere", "-o", "json")).json()
+    assert got["data"] == {"k": "w"}
 
 
 async def test_get_watch_streams_table_rows(kubectl: Kubectl, kubeconfig: Path) -> None:
