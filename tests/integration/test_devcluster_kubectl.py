@@ -205,6 +205,11 @@ async def test_namespaces_must_exist(kubectl: Kubectl) -> None:
     got = (await kubectl("get", "cm", "x", "-n", "nowhere", "-o", "json")).json()
     assert got["data"] == {"k": "w"}
 
+    await kubectl("delete", "namespace", "nowhere")  # waits until the content is gone
+    assert (await kubectl("get", "cm", "x", "-n", "nowhere", check=False)).rc != 0
+    out = await kubectl("delete", "namespace", "default", check=False)
+    assert "this namespace may not be deleted" in out.stderr
+
 
 async def test_get_watch_streams_table_rows(kubectl: Kubectl, kubeconfig: Path) -> None:
     await kubectl("apply", "-f", str(ROOT / "examples/class-h100.yaml"))

@@ -33,6 +33,7 @@ from sandboxer.devcluster.store import ResKey, Store
 log = logging.getLogger(__name__)
 
 NAMESPACES: ResKey = ("", "v1", "namespaces")
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -378,6 +379,12 @@ class Engine:
     ) -> dict[str, Any]:
         options = options or {}
         old = self.must_get(rt, namespace, name)
+        if rt.key == NAMESPACES and name in PROTECTED_NAMESPACES:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+            )
         pre = options.get("preconditions") or {}
         for field in ("uid", "resourceVersion"):
             if pre.get(field) and pre[field] != old["metadata"].get(field):
