@@ -59,7 +59,17 @@ def dev(
     gpu_model: Annotated[str, typer.Option(help="GPU model of the simulated nodes.")] = "H100",
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
-    _not_yet("dev", 3)
+    import asyncio
+
+    from sandboxer.devcluster.playground import serve
+
+    def echo(text: str) -> None:
+        typer.echo(text)
+
+    try:
+        asyncio.run(serve(kubeconfig, nodes, gpus_per_node, gpu_model, echo=echo))
+    except KeyboardInterrupt:
+        typer.echo("Stopped the dev cluster.")
 
 
 @app.command()
