@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 UV     := $(VENV)/bin/uv
 
-.PHONY: install demo test unit lint fmt crds bench clean
+.PHONY: install demo test unit lint fmt crds bench clean podresources-stubs
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ unit: $(STAMP)
 crds: $(STAMP)
 	$(VENV)/bin/sandboxer crds --out crds
 	$(VENV)/bin/sandboxer crds --out helm/sandboxer/crds
+
+# Committed; tests/unit/test_podresources_stubs.py fails when they drift from the proto.
+podresources-stubs: $(STAMP)
+	cd operator && ../$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \
+		sandboxer/metering/podresources/api.proto
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
