@@ -13,10 +13,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def test_status_groups_pairs_by_pod_and_round_trips_the_wire_form() -> None:
     book = CounterBook(sample_interval=10, epoch="e1")
     devices = [
-        DeviceSample(uuid="GPU-b", index=1, utilization_percent=20.0, utilization_signal="DutyCycle"),
-        DeviceSample(uuid="GPU-a", index=0, utilization_percent=80.0, utilization_signal="DutyCycle"),
+        DeviceSample(uuid="GPU-b", index=1, utilization_percent=20.0),
+        DeviceSample(uuid="GPU-a", index=0, utilization_percent=80.0),
         DeviceSample(uuid="GPU-c", index=2, state="Lost", message="GPU is lost"),
-    ]  # fmt: skip
+    ]
     pod = PodRef("team-a", "nb-0", "uid-1")
     holders = {"GPU-a": pod, "GPU-b": pod, "GPU-c": PodRef("team-b", "nb-0", "uid-2")}
     for t in (0, 10):
@@ -24,7 +24,9 @@ def test_status_groups_pairs_by_pod_and_round_trips_the_wire_form() -> None:
     status = build_status(node="node-1", epoch=book.epoch, sequence=3, at=T0, devices=devices,
                           pairs=book.pairs(), sample_interval=10, report_interval=30)  # fmt: skip
     wire = status.dump()
-    assert wire["epoch"] == "e1" and wire["node"] == "node-1" and wire["sequence"] == 3
+    assert wire["epoch"] == "e1"
+    assert wire["node"] == "node-1"
+    assert wire["sequence"] == 3
     assert [p["name"] for p in wire["pods"]] == ["nb-0", "nb-0"]
     team_a = wire["pods"][0]
     assert team_a["uid"] == "uid-1"

@@ -37,10 +37,12 @@ def test_utilization_callback_drives_duty_cycle_processes_and_energy() -> None:
     clock.now = 10.0
     busy, idle = sim.sample()
     assert (busy.utilization_percent, busy.utilization_signal) == (100.0, "DutyCycle")
-    assert len(busy.processes) == 1 and idle.processes == ()
+    assert len(busy.processes) == 1
+    assert idle.processes == ()
     assert busy.energy_millijoules == pytest.approx(700 * 10 * 1000)
     assert idle.energy_millijoules == pytest.approx(70 * 10 * 1000)
-    assert busy.power_watts == 700 and idle.power_watts == 70
+    assert busy.power_watts == 700
+    assert idle.power_watts == 70
 
 
 def test_scripted_trace() -> None:
@@ -61,7 +63,8 @@ def test_mig_devices_report_process_presence_not_duty_cycle() -> None:
     sim = SimulatedNVML(gpus, utilization={migs[0].uuid: 40.0})
     sim.set_processes(migs[2].uuid, [ProcessSample(pid=1234, used_memory_bytes=5)])
     parent, *children = sim.sample()
-    assert parent.utilization_percent is None and not parent.is_mig
+    assert parent.utilization_percent is None
+    assert not parent.is_mig
     assert [c.parent_uuid for c in children] == [parent.uuid] * 3
     assert [c.utilization_signal for c in children] == ["ProcessPresence"] * 3
     assert [c.utilization_percent for c in children] == [100.0, 0.0, 100.0]
@@ -74,13 +77,16 @@ def test_injected_errors_surface_like_nvml() -> None:
     sim.inject_error(NVML_ERROR_GPU_IS_LOST, gpus[1].uuid)
     healthy, lost = sim.sample()
     assert healthy.state == "Healthy"
-    assert lost.state == "Lost" and lost.message and "lost" in lost.message
+    assert lost.state == "Lost"
+    assert lost.message
+    assert "lost" in lost.message
     sim.clear_error(gpus[1].uuid)
     assert sim.sample()[1].state == "Healthy"
 
     sim.inject_error(NVML_ERROR_NOT_SUPPORTED, gpus[0].uuid, times=1)
     first = sim.sample()[0]
-    assert first.state == "Healthy" and first.utilization_percent is None
+    assert first.state == "Healthy"
+    assert first.utilization_percent is None
     assert first.energy_millijoules is None
     assert sim.sample()[0].utilization_percent == 0.0
 

@@ -37,7 +37,7 @@ def test_proto_keeps_the_kubelet_names_and_field_numbers() -> None:
             "PodResources",
             "ContainerResources",
             "ContainerDevices",
-        )  # fmt: skip
+        )
         for f in api_pb2.DESCRIPTOR.message_types_by_name[m].fields
     }
     assert fields == {
