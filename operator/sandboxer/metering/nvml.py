@@ -111,7 +111,10 @@ class NvmlProbe:
     def _static_of(self, key: str, handle: Any) -> _Static:
         static = self._static.get(key)
         if static is None:
-            memory = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
+            try:
+                memory = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
+            except _DeviceFailed:
+                memory = None  # still worth keeping the UUID of a GPU that fails (e.g. lost)
             static = _Static(
                 uuid=_text(pynvml.nvmlDeviceGetUUID(handle)),
                 model=_text(pynvml.nvmlDeviceGetName(handle)),
