@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from sandboxer.metering.nvml import NvmlProbe
+
+# Explicit: tests/gpu/conftest.py's hook can run before the root conftest adds the marker.
+pytestmark = pytest.mark.gpu
 
 
 def test_real_gpus_enumerate_and_sample_plausibly() -> None:
