@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sandboxer.metering.agent import Agent, AgentConfig
 from sandboxer.metering.cgroups import CgroupResolver
+from sandboxer.metering.kubeconfig import KubeEndpoint
 from sandboxer.metering.podresources.client import PodResourcesClient
 from sandboxer.metering.podresources.fake_kubelet import FakeKubelet
 from sandboxer.metering.podresources.model import pods_from_map
@@ -24,7 +24,7 @@ from sandboxer.metering.probe import (
     NVML_ERROR_GPU_IS_LOST,
     ProcessSample,
 )
-from sandboxer.metering.publisher import NodePods, NodeReportPublisher
+from sandboxer.metering.publisher import KubeHTTP, NodePods, NodeReportPublisher
 from sandboxer.metering.simulated import SimulatedNVML, make_gpus
 from tests.integration.test_metering_publisher import REPORTS, declare
 
@@ -58,16 +58,16 @@ def proc_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def api(kmock: Any) -> Iterator[kubernetes.client.ApiClient]:
+async def api(kmock: Any) -> AsyncIterator[KubeHTTP]:
     declare(kmock)
     for name, uid in (("alice-nb-0", ALICE_UID), ("bob-nb-0", BOB_UID)):
         kmock.objects["v1/pods", "team", name] = {
             "apiVersion": "v1", "kind": "Pod", "spec": {"nodeName": "node-a"},
             "metadata": {"name": name, "namespace": "team", "uid": uid},
         }  # fmt: skip
-    client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=str(kmock.url)))
-    yield client
-    client.close()
+    http = KubeHTTP(KubeEndpoint(str(kmock.url).rstrip("/")))
+    yield http
+    await http.close()
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ async def kubelet(sim: SimulatedNVML) -> AsyncIterator[FakeKubelet]:
 
 @pytest.fixture
 async def make_agent(
-    sim: SimulatedNVML, kubelet: FakeKubelet, api: kubernetes.client.ApiClient,
+    sim: SimulatedNVML, kubelet: FakeKubelet, api: KubeHTTP,
     proc_root: Path, clock: Clock,
 ) -> AsyncIterator[Any]:  # fmt: skip
     clients: list[PodResourcesClient] = []

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes
 import pytest
 
 from sandboxer.api.nodereport import GPUNodeReportStatus, PodGPUCounters, PodReport
-from sandboxer.metering.publisher import NodePods, NodeReportPublisher
+from sandboxer.metering.kubeconfig import KubeEndpoint
+from sandboxer.metering.publisher import KubeAPIError, KubeHTTP, NodePods, NodeReportPublisher
 
 REPORTS = "sandboxer.io/v1alpha1/gpunodereports"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -30,12 +29,11 @@ def declare(kmock: Any) -> None:
 
 
 @pytest.fixture
-def api(kmock: Any) -> Iterator[kubernetes.client.ApiClient]:
+async def api(kmock: Any) -> AsyncIterator[KubeHTTP]:
     declare(kmock)
-    config = kubernetes.client.Configuration(host=str(kmock.url).rstrip("/"))
-    client = kubernetes.client.ApiClient(config)
-    yield client
-    client.close()
+    http = KubeHTTP(KubeEndpoint(str(kmock.url).rstrip("/")))
+    yield http
+    await http.close()
 
 
 def status(pods: int, sequence: int) -> GPUNodeReportStatus:
@@ -60,9 +58,7 @@ def writes(kmock: Any) -> list[str]:
     return [f"{r.method.value} {r.url.path}" for r in kmock if r.method.value in ("POST", "PATCH")]
 
 
-async def test_one_write_per_interval_regardless_of_pod_count(
-    kmock: Any, api: kubernetes.client.ApiClient
-) -> None:
+async def test_one_write_per_interval_regardless_of_pod_count(kmock: Any, api: KubeHTTP) -> None:
     publisher = NodeReportPublisher(api, "node-a")
     await publisher.publish(status(pods=50, sequence=1))
     # First report: the status patch finds nothing, creates the object, patches again.
@@ -85,14 +81,18 @@ async def test_one_write_per_interval_regardless_of_pod_count(
     assert stored["status"]["pods"][0]["gpus"][0]["allocatedSeconds"] == 120.0
 
 
-async def test_pod_uids_on_this_node(kmock: Any, api: kubernetes.client.ApiClient) -> None:
-    pods = kubernetes.client.CoreV1Api(api)
+async def test_pod_uids_on_this_node(kmock: Any, api: KubeHTTP) -> None:
     for name, node, uid in (("nb-0", "node-a", "u-0"), ("nb-1", "node-b", "u-1")):
         body = {"apiVersion": "v1", "kind": "Pod",
                 "spec": {"nodeName": node, "containers": [{"name": "main", "image": "nb"}]},
                 "metadata": {"name": name, "namespace": "team", "uid": uid}}  # fmt: skip
-        # The sync client must not block the loop that serves kmock.
-        await asyncio.to_thread(pods.create_namespaced_pod, "team", body)
+        await api.request("POST", "/api/v1/namespaces/team/pods", body)
     directory = NodePods(api, "node-a")
     assert await directory.uids() == {("team", "nb-0"): "u-0"}
     assert directory.reads == 1
+
+
+async def test_api_errors_are_raised_with_their_status(api: KubeHTTP) -> None:
+    with pytest.raises(KubeAPIError, match="answered 404") as info:
+        await api.request("GET", "/apis/sandboxer.io/v1alpha1/gpunodereports/absent")
+    assert info.value.status == 404

@@ -7,9 +7,10 @@ import contextlib
 
 from sandboxer.metering.agent import Agent, AgentConfig
 from sandboxer.metering.cgroups import CgroupResolver
+from sandboxer.metering.kubeconfig import load_endpoint
 from sandboxer.metering.podresources.client import PodResourcesClient
 from sandboxer.metering.probe import GPUBackend
-from sandboxer.metering.publisher import NodePods, NodeReportPublisher, load_api_client
+from sandboxer.metering.publisher import KubeHTTP, NodePods, NodeReportPublisher
 
 BACKENDS = ("nvml", "simulated")
 
@@ -45,7 +46,7 @@ def run_agent(
         metrics_port=metrics_port,
     )
     gpus = make_backend(backend, node=node, sim_gpus=sim_gpus)
-    api = load_api_client(kubeconfig)
+    api = KubeHTTP(load_endpoint(kubeconfig))
     kubelet = PodResourcesClient(socket)
     agent = Agent(
         config,
@@ -61,7 +62,7 @@ def run_agent(
             await agent.run()
         finally:
             await kubelet.close()
-            api.close()  # type: ignore[no-untyped-call]
+            await api.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

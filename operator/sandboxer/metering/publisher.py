@@ -1,69 +1,83 @@
 """Writes this node's `GPUNodeReport` (one status merge-patch per report interval) and looks up
 the UIDs of pods on the node (the kubelet's PodResources API gives only namespace and name).
 
-Uses the official `kubernetes` sync client in a worker thread, so kubeconfig handling (certs,
-tokens, exec plugins, in-cluster service accounts) is the standard one.
+Plain HTTP through aiohttp (see `kubeconfig.py` for why not the `kubernetes` client).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Iterable
 from typing import Any
 
-import kubernetes
+import aiohttp
 
 from sandboxer import GROUP, VERSION
 from sandboxer.api.kinds import GPU_NODE_REPORT
 from sandboxer.api.nodereport import GPUNodeReportStatus
+from sandboxer.metering.kubeconfig import KubeEndpoint
 from sandboxer.observability.logging import get_logger
 
 log = get_logger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-def load_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
-    """The API client from `kubeconfig`, else in-cluster config, else the default kubeconfig."""
-    config = kubernetes.client.Configuration()
-    loader: Any = kubernetes.config  # untyped module
-    if kubeconfig:
-        loader.load_kube_config(config_file=kubeconfig, client_configuration=config)
-    else:
-        try:
-            loader.load_incluster_config(client_configuration=config)
-        except loader.ConfigException:
-            loader.load_kube_config(client_configuration=config)
-    return kubernetes.client.ApiClient(config)
+class KubeAPIError(Exception):
+    def __init__(self, status: int, method: str, path: str, body: str) -> None:
+        super().__init__(f"{method} {path} answered {status}: {body[:300]}")
+        self.status = status
+
+
+class KubeHTTP:
+    """One aiohttp session to the API server; JSON in, JSON out."""
+
+    def __init__(self, endpoint: KubeEndpoint) -> None:
+        self.endpoint = endpoint
+        self._session: aiohttp.ClientSession | None = None
+
+    async def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self.endpoint.ssl_context or False)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
+        headers = {**self.endpoint.headers, **self.endpoint.auth_headers(),
+                   "Accept": "application/json", "Content-Type": content_type}  # fmt: skip
+        url = self.endpoint.server + path
+        async with self._session.request(method, url, json=body, headers=headers) as response:
+            if response.status >= 400:
+                raise KubeAPIError(response.status, method, path, await response.text())
+            return await response.json(content_type=None)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class NodeReportPublisher:
     """Keeps the cluster-scoped `GPUNodeReport/<node>` current with a single write per report."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, node: str) -> None:
-        self._objects = kubernetes.client.CustomObjectsApi(api)
+    def __init__(self, http: KubeHTTP, node: str) -> None:
+        self._http = http
         self.node = node
+        self.path = f"/apis/{GROUP}/{VERSION}/{GPU_NODE_REPORT.plural}"
         self.writes = 0  # API writes made (creates + patches); tests and metrics read it
 
     async def publish(self, status: GPUNodeReportStatus) -> None:
-        await asyncio.to_thread(self._publish, {"status": status.dump()})
-
-    def _publish(self, body: dict[str, Any]) -> None:
+        body = {"status": status.dump()}
         try:
-            self._patch(body)
-        except kubernetes.client.ApiException as exc:
+            await self._patch(body)
+        except KubeAPIError as exc:
             if exc.status != 404:
                 raise
-            self._create()  # first report from this node (or someone deleted it)
-            self._patch(body)
+            await self._create()  # first report from this node (or someone deleted it)
+            await self._patch(body)
 
-    def _patch(self, body: dict[str, Any]) -> None:
+    async def _patch(self, body: dict[str, Any]) -> None:
         self.writes += 1
-        self._objects.patch_cluster_custom_object_status(
-            GROUP, VERSION, GPU_NODE_REPORT.plural, self.node, body, _content_type=MERGE_PATCH
-        )
+        await self._http.request("PATCH", f"{self.path}/{self.node}/status", body, MERGE_PATCH)
 
-    def _create(self) -> None:
+    async def _create(self) -> None:
         manifest = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": GPU_NODE_REPORT.kind,
@@ -75,11 +89,9 @@ class NodeReportPublisher:
         }
         self.writes += 1
         try:
-            self._objects.create_cluster_custom_object(
-                GROUP, VERSION, GPU_NODE_REPORT.plural, manifest
-            )
+            await self._http.request("POST", self.path, manifest)
             log.info("Created GPUNodeReport", node=self.node)
-        except kubernetes.client.ApiException as exc:
+        except KubeAPIError as exc:
             if exc.status != 409:  # created meanwhile: fine, patch it
                 raise
 
@@ -87,23 +99,20 @@ class NodeReportPublisher:
 class NodePods:
     """Pod UIDs by (namespace, name) for pods on this node, read from the API on demand."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, node: str) -> None:
-        self._core = kubernetes.client.CoreV1Api(api)
+    def __init__(self, http: KubeHTTP, node: str) -> None:
+        self._http = http
         self.node = node
         self.reads = 0
 
     async def uids(self) -> dict[tuple[str, str], str]:
-        return await asyncio.to_thread(self._uids)
-
-    def _uids(self) -> dict[tuple[str, str], str]:
         self.reads += 1
-        pods: Any = self._core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={self.node}", _preload_content=False
+        pods = await self._http.request(
+            "GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.node}"
         )
-        items: Iterable[dict[str, Any]] = json.loads(pods.data).get("items", [])
         return {
             (meta.get("namespace", ""), meta.get("name", "")): meta["uid"]
-            for item in items
+            for item in pods.get("items", [])
+            # Filter here too: not every API (e.g. test emulators) honours field selectors.
             if (item.get("spec") or {}).get("nodeName") == self.node
             for meta in [item.get("metadata") or {}]
             if meta.get("uid")
