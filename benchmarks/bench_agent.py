@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
-import sandboxer.metering.main  # noqa: F401,E402 - load what the real agent loads, for RSS
-from sandboxer.api.nodereport import GPUNodeReportStatus  # noqa: E402
-from sandboxer.metering.agent import Agent, AgentConfig  # noqa: E402
-from sandboxer.metering.cgroups import CgroupResolver  # noqa: E402
-from sandboxer.metering.podresources.model import PodAllocation, pods_from_map  # noqa: E402
-from sandboxer.metering.probe import ProcessSample  # noqa: E402
-from sandboxer.metering.simulated import SimulatedNVML, make_gpus  # noqa: E402
+import sandboxer.metering.main  # noqa: F401 - load what the real agent loads, for RSS
+from sandboxer.api.nodereport import GPUNodeReportStatus
+from sandboxer.metering.agent import Agent, AgentConfig
+from sandboxer.metering.cgroups import CgroupResolver
+from sandboxer.metering.podresources.model import PodAllocation, pods_from_map
+from sandboxer.metering.probe import ProcessSample
+from sandboxer.metering.simulated import SimulatedNVML, make_gpus
 
 
 class MemoryKubelet:
@@ -61,16 +61,12 @@ async def bench(size: int, ticks: int) -> dict[str, object]:
             )
         for i, g in enumerate(sim.gpus):
             sim.set_utilization(g.uuid, 10.0 * (i % 10))
-            sim.set_processes(g.uuid, [ProcessSample(pid, 2**30)
-                                       for pid in range(1000 + i, 1000 + procs_n, gpus_n)])  # fmt: skip
-        kubelet = MemoryKubelet(
-            pods_from_map(
-                {
-                    ("team", f"nb-{i}-0"): {"nvidia.com/gpu": [g.uuid]}
-                    for i, g in enumerate(sim.gpus)
-                }
-            )  # fmt: skip
-        )
+            pids = range(1000 + i, 1000 + procs_n, gpus_n)
+            sim.set_processes(g.uuid, [ProcessSample(pid, 2**30) for pid in pids])
+        allocations = {
+            ("team", f"nb-{i}-0"): {"nvidia.com/gpu": [g.uuid]} for i, g in enumerate(sim.gpus)
+        }
+        kubelet = MemoryKubelet(pods_from_map(allocations))
         agent = Agent(
             AgentConfig(node="bench"),
             backend=sim,
@@ -91,7 +87,8 @@ async def bench(size: int, ticks: int) -> dict[str, object]:
         report_ms = (time.process_time() - started) * 1000
         wire = json.dumps(status.dump())
     pairs = agent.book.pairs()
-    assert len(pairs) == gpus_n and all(p.allocated_seconds > 0 for p in pairs)
+    if len(pairs) != gpus_n or not all(p.allocated_seconds > 0 for p in pairs):
+        raise SystemExit(f"benchmark is broken: expected {gpus_n} counted pairs, got {pairs}")
     return {
         "benchmark": "agent_tick",
         "size": size,
