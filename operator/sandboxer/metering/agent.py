@@ -10,7 +10,6 @@ map compute processes to pods through their cgroups, and credit the counter book
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,9 +153,12 @@ class Agent:
         seen: dict[int, str | None] = {}
         for device in self.devices:
             for proc in device.processes:
-                if proc.pid not in seen:
-                    cached = self._pid_uids.get(proc.pid, "?")
-                    seen[proc.pid] = self.cgroups.pod_uid(proc.pid) if cached == "?" else cached
+                if proc.pid in seen:
+                    continue
+                if proc.pid in self._pid_uids:
+                    seen[proc.pid] = self._pid_uids[proc.pid]
+                else:
+                    seen[proc.pid] = self.cgroups.pod_uid(proc.pid)
         self._pid_uids = seen
         return {pid: uid for pid, uid in seen.items() if uid}
 
@@ -279,11 +281,3 @@ class Agent:
         site = web.TCPSite(runner, self.config.metrics_host, self.config.metrics_port)
         await site.start()
         return runner
-
-
-async def close_quietly(*closers: Callable[[], object]) -> None:
-    for close in closers:
-        with contextlib.suppress(Exception):
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
