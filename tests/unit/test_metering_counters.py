@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandboxer.metering.counters import CounterBook, PairCounters, PodRef
 from sandboxer.metering.probe import DeviceSample, ProcessSample
@@ -152,3 +154,32 @@ def test_pods_that_left_are_pruned_after_retention() -> None:
 def test_bad_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="sample interval must be positive"):
         CounterBook(sample_interval=0)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=100),  # seconds since the previous sample
+            st.one_of(st.none(), st.floats(min_value=0, max_value=100)),  # utilization
+            st.integers(min_value=-(10**9), max_value=10**9),  # energy counter change (mJ)
+            st.booleans(),  # GPU lost at this sample
+        ),
+        max_size=40,
+    )
+)
+def test_counters_are_monotonic_and_bounded(
+    steps: list[tuple[float, float | None, int, bool]],
+) -> None:
+    book = CounterBook(sample_interval=10)
+    t, energy, previous = 0.0, 10**10, (0.0, 0.0, 0.0)
+    book.observe(at(t), [gpu(0, energy)], {GPU: POD})
+    for dt, util, change, lost in steps:
+        t, energy = t + dt, max(energy + change, 0)
+        sample = DeviceSample(uuid=GPU, state="Lost") if lost else gpu(util, energy)
+        book.observe(at(t), [sample], {GPU: POD})
+        pair = only(book)
+        now = (pair.allocated_seconds, pair.busy_seconds, pair.energy_joules)
+        assert all(a >= b for a, b in zip(now, previous, strict=True))
+        assert pair.busy_seconds <= pair.allocated_seconds + 1e-9
+        assert pair.allocated_seconds <= t + 1e-6 * (len(steps) + 1)  # datetime has µs steps
+        previous = now
