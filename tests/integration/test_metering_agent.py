@@ -151,8 +151,8 @@ async def test_counters_attributed_to_pods_and_published(
     assert status["sequence"] == 2
     pods = {p["name"]: p for p in status["pods"]}
     alice, bob = pods["alice-nb-0"], pods["bob-nb-0"]
-    assert alice["uid"] == ALICE_UID  # from the process cgroup
-    assert bob["uid"] == BOB_UID  # idle pod: from the API
+    assert alice["uid"] == ALICE_UID
+    assert bob["uid"] == BOB_UID
     by_gpu = {g["uuid"]: g for g in alice["gpus"]}
     assert by_gpu[g0]["allocatedSeconds"] == 60.0
     assert by_gpu[g0]["busySeconds"] == 30.0
@@ -168,6 +168,19 @@ async def test_counters_attributed_to_pods_and_published(
     # One status write per report whatever the pod count; the first report also found no
     # object (a 404 patch) and created it.
     assert agent.publisher.writes == agent.reports + 2
+
+
+async def test_pod_uid_from_process_cgroups_without_the_api(
+    make_agent: Any, sim: SimulatedNVML, kmock: Any, clock: Clock
+) -> None:
+    g0 = sim.gpus[0].uuid
+    sim.set_processes(g0, [ProcessSample(pid=4242, used_memory_bytes=2**30)])
+    agent = make_agent()
+    agent.pods = None  # no RBAC to list pods, say
+    await agent.tick()
+    await run_for(agent, clock, 30)
+    uids = {p["name"]: p["uid"] for p in stored(kmock)["pods"]}
+    assert uids == {"alice-nb-0": ALICE_UID, "bob-nb-0": ""}  # bob has no process to ask
 
 
 async def test_lost_gpu_nvml_outage_and_restart(

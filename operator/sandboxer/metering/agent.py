@@ -163,16 +163,11 @@ class Agent:
         return {pid: uid for pid, uid in seen.items() if uid}
 
     async def _resolve_uids(self, at: datetime, process_pods: dict[int, str]) -> None:
+        """Pod UIDs: from the API (pods on this node), else from the cgroup of the processes on
+        the pod's GPUs. The API comes first: a process of another pod on the GPU (a container
+        that sees every GPU) would otherwise lend its UID to the holder."""
         held = set(self.holders.values())
         self._uids = {key: uid for key, uid in self._uids.items() if key in held}
-        # A process running on a pod's GPU names the pod's UID in its cgroup.
-        by_device = {d.uuid: d for d in self.devices}
-        for uuid, key in self.holders.items():
-            device = by_device.get(uuid)
-            uids = {process_pods[p.pid] for p in device.processes if p.pid in process_pods} if (
-                device) else set()  # fmt: skip
-            if len(uids) == 1:
-                self._uids[key] = uids.pop()
         missing = held - self._uids.keys()
         due = self._last_lookup is None or (
             (at - self._last_lookup).total_seconds() >= self.config.report_interval
@@ -183,8 +178,16 @@ class Agent:
                 found = await self.pods.uids()
             except Exception as exc:  # noqa: BLE001 - any API failure: retry next interval
                 log.warning("Failed to look up pod UIDs", error=str(exc))
-                return
+                found = {}
             self._uids.update({key: found[key] for key in missing if key in found})
+        by_device = {d.uuid: d for d in self.devices}
+        for uuid, key in self.holders.items():
+            device = by_device.get(uuid)
+            if key in self._uids or device is None:
+                continue
+            uids = {process_pods[p.pid] for p in device.processes if p.pid in process_pods}
+            if len(uids) == 1:
+                self._uids[key] = uids.pop()
 
     # --- one report ----------------------------------------------------------------------------
     def status(self) -> GPUNodeReportStatus:
