@@ -26,7 +26,7 @@ from sandboxer.metering.probe import (
 )
 from sandboxer.metering.publisher import KubeHTTP, NodePods, NodeReportPublisher
 from sandboxer.metering.simulated import SimulatedNVML, make_gpus
-from tests.integration.test_metering_publisher import REPORTS, declare
+from tests.integration.kmock_reports import REPORTS, declare
 
 ALICE_UID = "aaaaaaaa-0000-4000-8000-000000000001"
 BOB_UID = "bbbbbbbb-0000-4000-8000-000000000002"

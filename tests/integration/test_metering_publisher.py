@@ -11,21 +11,9 @@ import pytest
 from sandboxer.api.nodereport import GPUNodeReportStatus, PodGPUCounters, PodReport
 from sandboxer.metering.kubeconfig import KubeEndpoint
 from sandboxer.metering.publisher import KubeAPIError, KubeHTTP, NodePods, NodeReportPublisher
+from tests.integration.kmock_reports import REPORTS, declare
 
-REPORTS = "sandboxer.io/v1alpha1/gpunodereports"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def declare(kmock: Any) -> None:
-    kmock.resources[REPORTS] = {
-        "kind": "GPUNodeReport", "singular": "gpunodereport", "namespaced": False,
-        "verbs": ["get", "list", "watch", "create", "patch"], "subresources": ["status"],
-        "shortnames": [], "categories": [],
-    }  # fmt: skip
-    kmock.resources["v1/pods"] = {
-        "kind": "Pod", "singular": "pod", "namespaced": True, "verbs": ["get", "list"],
-        "subresources": [], "shortnames": [], "categories": [],
-    }  # fmt: skip
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sandboxer.metering.kubeconfig import KubeEndpoint
 from sandboxer.metering.podresources.model import PodAllocation, pods_from_map
 from sandboxer.metering.publisher import KubeHTTP, NodePods, NodeReportPublisher
 from sandboxer.metering.simnode import SimulatedNode
-from tests.integration.test_metering_publisher import REPORTS, declare
+from tests.integration.kmock_reports import REPORTS, declare
 
 
 async def test_simulated_node_reports_per_pod_utilization(kmock: Any) -> None:
