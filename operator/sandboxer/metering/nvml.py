@@ -131,7 +131,7 @@ class NvmlProbe:
             index=index,
             model=static.model if static else None,
             memory_total_bytes=static.memory_total_bytes if static else None,
-            state=state if state != "Unsupported" else "Unknown",
+            state=state,
             message=message,
         )
 
@@ -180,6 +180,8 @@ class NvmlProbe:
     ) -> DeviceSample:
         memory = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
         used = int(memory.used) if memory is not None else None
+        if memory is not None and static.memory_total_bytes is None:
+            static.memory_total_bytes = int(memory.total)  # first read failed (GPU was lost)
         processes = _processes(handle)
         util: float | None = None
         signal: UtilizationSignal = "None"
