@@ -151,6 +151,17 @@ def test_pods_that_left_are_pruned_after_retention() -> None:
     assert book.pairs() == []
 
 
+def test_nvml_outage_keeps_held_pairs_and_their_counters() -> None:
+    book = CounterBook(sample_interval=10, retain_seconds=60)
+    book.observe(at(0), [gpu(100)], {GPU: POD})
+    book.observe(at(10), [gpu(100)], {GPU: POD})
+    for t in range(20, 320, 10):  # five minutes without any device sample
+        book.observe(at(t), [], {GPU: POD})
+        assert book.prune(at(t)) == []
+    book.observe(at(320), [gpu(100)], {GPU: POD})
+    assert only(book).allocated_seconds == pytest.approx(10 + 20)  # the gap is capped
+
+
 def test_bad_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="sample interval must be positive"):
         CounterBook(sample_interval=0)

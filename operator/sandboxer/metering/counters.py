@@ -43,7 +43,8 @@ class PairCounters:
     pod: PodRef
     gpu_uuid: str
     first_seen: datetime
-    last_seen: datetime
+    last_seen: datetime  # last sample credited
+    last_held: datetime | None = None  # last time the kubelet said the pod holds the device
     allocated_seconds: float = 0.0
     busy_seconds: float = 0.0
     energy_joules: float = 0.0
@@ -94,6 +95,12 @@ class CounterBook:
             pod = holders.get(device.uuid)
             if pod is not None:
                 self._credit(at, device, pod, energy_mj[device.uuid], process_pods)
+        # Still held, even if not sampled now (NVML unavailable): keep the pair, or its counters
+        # would be pruned and restart from zero within the same epoch.
+        for uuid, pod in holders.items():
+            pair = self._pairs.get((pod.namespace, pod.name, pod.uid, uuid))
+            if pair is not None:
+                pair.last_held = at
 
     def _energy_delta(self, at: datetime, device: DeviceSample) -> float:
         """mJ used since the previous sample of this GPU, capped like the time interval."""
@@ -159,10 +166,10 @@ class CounterBook:
         pair.energy_joules += energy_mj / 1000.0
 
     def prune(self, now: datetime) -> list[PairCounters]:
-        """Drop pairs not observed for `retain_seconds` (the pod left); returns the dropped."""
+        """Drop pairs not held for `retain_seconds` (the pod left); returns the dropped."""
         gone = [
             key
             for key, pair in self._pairs.items()
-            if (now - pair.last_seen).total_seconds() > self.retain_seconds
+            if (now - (pair.last_held or pair.last_seen)).total_seconds() > self.retain_seconds
         ]
         return [self._pairs.pop(key) for key in gone]
