@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 # checkov pins conflict with the main lock, so it gets a venv of its own.
 VENV_CHECKOV := .venv-checkov/.installed-stamp
 
-.PHONY: install demo test unit lint fmt crds chart bench clean
+.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ crds: $(STAMP)
 # values.yaml, values.schema.json, README values table, RBAC and dashboard from their Python sources.
 chart: $(STAMP)
 	$(PY) -m sandboxer.deploy.chartgen --chart helm/sandboxer
+
+# Committed; tests/unit/test_podresources_stubs.py fails when they drift from the proto.
+podresources-stubs: $(STAMP)
+	cd operator && ../$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \
+		sandboxer/metering/podresources/api.proto
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -46,9 +46,45 @@ def operator() -> None:
 
 
 @app.command()
-def agent() -> None:
+def agent(
+    node_name: Annotated[
+        str, typer.Option(envvar="NODE_NAME", help="This node's name (the report's name).")
+    ],
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="Kubeconfig; default: in-cluster, then ~/.kube/config.")
+    ] = None,
+    podresources_socket: Annotated[
+        str, typer.Option(help="kubelet PodResources socket.")
+    ] = "/var/lib/kubelet/pod-resources/kubelet.sock",
+    proc_root: Annotated[str, typer.Option(help="The host's /proc (needs hostPID).")] = "/proc",
+    sample_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between samples.")
+    ] = 10.0,
+    report_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between reports.")
+    ] = 30.0,
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics and /healthz.")] = 9400,
+    backend: Annotated[str, typer.Option(help="GPU backend: nvml or simulated.")] = "nvml",
+    sim_gpus: Annotated[int, typer.Option(min=1, help="GPUs of the simulated backend.")] = 8,
+) -> None:
     """Run the node metering agent (NVML + kubelet PodResources)."""
-    _not_yet("agent", 5)
+    from sandboxer.metering.main import run_agent
+
+    try:
+        run_agent(
+            node=node_name,
+            kubeconfig=str(kubeconfig) if kubeconfig else None,
+            socket=podresources_socket,
+            proc_root=proc_root,
+            sample_interval=sample_interval,
+            report_interval=report_interval,
+            metrics_port=metrics_port,
+            backend=backend,
+            sim_gpus=sim_gpus,
+        )
+    except ValueError as exc:
+        typer.echo(f"sandboxer agent: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
 
 
 @app.command()

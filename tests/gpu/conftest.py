@@ -23,6 +23,7 @@ def _gpu_reason() -> str | None:
 _REASON = _gpu_reason()
 
 
+@pytest.hookimpl(trylast=True)  # after the root conftest has added the directory markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _REASON:
         for item in items:

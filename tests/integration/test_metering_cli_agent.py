@@ -1,0 +1,70 @@
+"""`sandboxer agent --backend simulated` as a real process: kubeconfig, kubelet socket, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from sandboxer.metering.podresources.fake_kubelet import FakeKubelet
+from sandboxer.metering.podresources.model import pods_from_map
+from sandboxer.metering.simulated import make_gpus
+from tests.integration.kmock_reports import REPORTS, declare
+
+
+async def test_agent_command_publishes_and_serves_metrics(
+    kmock: Any, tmp_path: Path, unused_tcp_port: int, repo_root: Path
+) -> None:
+    declare(kmock)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "agent"}}],
+        "clusters": [{"name": "dev", "cluster": {"server": str(kmock.url)}}],
+        "users": [{"name": "agent", "user": {"token": "agent-token"}}],
+    }))  # fmt: skip
+    gpu = make_gpus(1, node="cli-node")[0].uuid  # the simulated backend's first GPU
+    kubelet = FakeKubelet(pods_from_map({("team", "nb-0"): {"nvidia.com/gpu": [gpu]}}))
+    with tempfile.TemporaryDirectory(prefix="cli-") as tmp:
+        await kubelet.start(f"{tmp}/kubelet.sock")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from sandboxer.cli import main; main()",
+            "agent", "--node-name", "cli-node",
+            "--kubeconfig", str(kubeconfig), "--podresources-socket", f"{tmp}/kubelet.sock",
+            "--backend", "simulated", "--sim-gpus", "2", "--sample-interval", "0.1",
+            "--report-interval", "0.2", "--metrics-port", str(unused_tcp_port),
+            "--proc-root", str(tmp_path),
+            cwd=repo_root, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        status = dict(kmock.objects[REPORTS, None, "cli-node"]).get("status", {})
+                    except KeyError:
+                        status = {}
+                    if status.get("sequence", 0) >= 2:
+                        break
+                    assert process.returncode is None, await process.stderr.read()  # type: ignore[union-attr]
+                    await asyncio.sleep(0.05)
+                async with aiohttp.ClientSession() as http:
+                    url = f"http://127.0.0.1:{unused_tcp_port}"
+                    metrics = await (await http.get(f"{url}/metrics")).text()
+                    healthz = (await http.get(f"{url}/healthz")).status
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            _, stderr = await process.communicate()
+            await kubelet.stop()
+    assert healthz == 200
+    assert [p["name"] for p in status["pods"]] == ["nb-0"]
+    assert len(status["gpus"]) == 2
+    assert "sandboxer_gpu_allocated_seconds_total" in metrics
+    requests = [r for r in kmock if r.method.value == "PATCH"]
+    assert requests[0].headers["Authorization"] == "Bearer agent-token"
+    assert b"agent-token" not in stderr  # never logged
