@@ -60,10 +60,10 @@ def agent_histories(draw: st.DrawFn) -> tuple[list[tuple[str, GPUNodeReportStatu
     last: dict[tuple[str, str], GPUNodeReportStatus] = {}
     for node, report in published:
         last[(node, report.epoch or "")] = report
-    for report in last.values():
-        for pod in report.pods:
-            weight = SANDBOXES[pod.uid].billing_weight
-            truth += sum(g.allocated_seconds for g in pod.gpus) / 3600 * weight
+    for final in last.values():
+        for pod_report in final.pods:
+            weight = SANDBOXES[pod_report.uid].billing_weight
+            truth += sum(g.allocated_seconds for g in pod_report.gpus) / 3600 * weight
     return published, truth
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,9 @@ CARD = RateCardSpec(
 )  # fmt: skip
 
 
-def _delta(hour: datetime, seconds: float, uid: str = "s0", **kw: object) -> UsageDelta:
-    return UsageDelta(hour, "n0", "p0", "g0", ref(uid, **kw), Counters(seconds, seconds / 2, 3.6e6))  # type: ignore[arg-type]
+def _delta(hour: datetime, seconds: float, uid: str = "s0", **kw: Any) -> UsageDelta:
+    usage = Counters(seconds, seconds / 2, 3.6e6)
+    return UsageDelta(hour, "n0", "p0", "g0", ref(uid, **kw), usage)
 
 
 def test_latest_price_not_after_the_hour_applies() -> None:

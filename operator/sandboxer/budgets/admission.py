@@ -10,15 +10,22 @@ the person, the budget, used and remaining, and what would fit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sandboxer.api.budget import Allowance, ComputeBudgetSpec, Subject
-from sandboxer.budgets.matching import Account, Budget, Person, pays_for
-from sandboxer.budgets.periods import PeriodKind
-from sandboxer.budgets.status import GPU_HOURS, AccountStatus
+from sandboxer.budgets.matching import Account, Budget, Person, applicable, pays_for
+from sandboxer.budgets.periods import Period, PeriodKind, period_at
+from sandboxer.budgets.status import (
+    GPU_HOURS,
+    AccountStatus,
+    FrictionBook,
+    RunningSandbox,
+    UsageSlice,
+    account_statuses,
+)
 
 DEFAULT_MIN_RUNTIME = timedelta(hours=1)
 DEFAULT_BUDGET_NAME = "default"
@@ -79,6 +86,35 @@ def with_default(
         on_exhausted="DenyNew",
     )
     return [*budgets, Budget(DEFAULT_BUDGET_NAME, spec)]
+
+
+def checks_for(
+    budgets: Sequence[Budget],
+    person: Person,
+    usage_in: Callable[[Period], Iterable[UsageSlice]],
+    running: Sequence[RunningSandbox],
+    groups_of: Mapping[str, frozenset[str]],
+    now: datetime,
+    *,
+    policy: NoBudgetPolicy | None = None,
+    friction: FrictionBook | None = None,
+) -> list[tuple[Budget, AccountStatus]]:
+    """Every (budget, account status) that must allow a sandbox of `person` at `now`.
+
+    `usage_in(period)` gives the usage slices of a period (closed ledger rows plus open hours;
+    the caller caches them per period name). Budgets may have different periods.
+    """
+    found = applicable(budgets, person)
+    if not found and policy is not None:
+        found = applicable(with_default(budgets, person, policy, applicable=False), person)
+    out: list[tuple[Budget, AccountStatus]] = []
+    for budget, account in found:
+        period = period_at(budget.spec.period, now)
+        statuses = account_statuses(
+            budget, period, usage_in(period), running, groups_of, now, friction, [account]
+        )
+        out.append((budget, statuses[account]))
+    return out
 
 
 def decide(

@@ -124,8 +124,10 @@ def account_statuses(
     groups_of: Mapping[str, frozenset[str]],
     now: datetime,
     friction: FrictionBook | None = None,
+    include: Iterable[Account] = (),
 ) -> dict[Account, AccountStatus]:
-    """Status of every account of `budget` that has usage, runs something, or is named."""
+    """Status of every account of `budget` that has usage, runs something, is named, has
+    friction this period, or is listed in `include` (e.g. the accounts admission must check)."""
     spec = budget.spec
     money = spec.allowance.amount is not None
     unit = (spec.allowance.currency or "") if money else GPU_HOURS
@@ -135,6 +137,7 @@ def account_statuses(
         return Person(owner, groups_of.get(owner, frozenset()), namespace)
 
     used: dict[Account, float] = {a: 0.0 for a in _named_accounts(budget)}
+    used.update({a: 0.0 for a in include if a.budget == budget.name})
     hours: dict[Account, float] = {}
     for s in usage:
         if not pays_for(spec, s.sandbox_class) or (money and s.currency != unit):
