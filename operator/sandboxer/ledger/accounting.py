@@ -143,12 +143,16 @@ class Cursors:
                 name: {"epoch": m.epoch, "latestAt": _iso(m.latest_at), "retired": list(m.retired)}
                 for name, m in sorted(self.nodes.items())
             },
-            "keys": [
-                [node, pod, gpu, c.epoch, c.sequence, _iso(c.at),
-                 c.counters.allocated_seconds, c.counters.busy_seconds, c.counters.energy_joules]
+            # A node's cursors all share its current epoch (older ones are dropped on change).
+            # Times as POSIX seconds: cheap, and exact enough for report timestamps.
+            "keys": {
+                node: [
+                    [pod, gpu, c.sequence, c.at.timestamp(), c.counters.allocated_seconds,
+                     c.counters.busy_seconds, c.counters.energy_joules]
+                    for (pod, gpu), c in sorted(per_node.items())
+                ]
                 for node, per_node in sorted(self.keys.items())
-                for (pod, gpu), c in sorted(per_node.items())
-            ],
+            },
         }  # fmt: skip
 
     @classmethod
@@ -169,9 +173,14 @@ class Cursors:
             for name, m in doc["nodes"].items()
         }
         keys: dict[str, dict[PodGPU, Cursor]] = {}
-        for node, pod, gpu, epoch, seq, at, alloc, busy, energy in doc["keys"]:
-            cursor = Cursor(epoch, seq, Counters(alloc, busy, energy), _parse(at))
-            keys.setdefault(node, {})[(pod, gpu)] = cursor
+        for node, rows in doc["keys"].items():
+            epoch = nodes[node].epoch
+            keys[node] = {
+                (pod, gpu): Cursor(
+                    epoch, seq, Counters(alloc, busy, energy), datetime.fromtimestamp(at, UTC)
+                )
+                for pod, gpu, seq, at, alloc, busy, energy in rows
+            }
         return cls(nodes, keys)
 
 

@@ -8,8 +8,9 @@ that hour with `chargeClass = Correction`; rows already written never change.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ DEFAULT_GRACE = timedelta(minutes=10)
 # retention are refused, so no late usage can target an hour older than this.
 REVISIONS_KEPT = timedelta(days=45)
 SECONDS_PER_HOUR = 3600.0
+_REF_FIELDS = tuple(f.name for f in fields(SandboxRef))
 JOULES_PER_KWH = 3.6e6
 
 
@@ -57,6 +59,10 @@ class HourBook:
     revisions: dict[datetime, int] = field(default_factory=dict)  # last revision written per hour
     closed_through: datetime | None = None  # every hour ending at or before this is closed
     unattributed_seconds: float = 0.0  # GPU-seconds of pods that are not known sandboxes
+    # Encoded SandboxRefs by UID: refs rarely change, and encoding them is most of a checkpoint.
+    _ref_text: dict[str, tuple[SandboxRef, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def add(self, deltas: Iterable[UsageDelta]) -> None:
         for delta in deltas:
@@ -112,23 +118,38 @@ class HourBook:
             del self.revisions[hour]
 
     def to_json(self) -> dict[str, Any]:
+        refs: dict[str, str] = {}
+        open_rows = []
+        for hour, buckets in sorted(self.open.items()):
+            stamp = _iso(hour)
+            for uid, b in sorted(buckets.items()):
+                if uid not in refs:
+                    refs[uid] = self._encoded_ref(uid, b.ref)
+                open_rows.append(
+                    [stamp, uid, b.allocated_seconds, b.busy_seconds, b.energy_joules,
+                     sorted(b.gpus)]
+                )  # fmt: skip
         return {
-            "open": [
-                [_iso(hour), uid, asdict(b.ref), b.allocated_seconds, b.busy_seconds,
-                 b.energy_joules, sorted(b.gpus)]
-                for hour, buckets in sorted(self.open.items())
-                for uid, b in sorted(buckets.items())
-            ],
+            "refs": dict(sorted(refs.items())),
+            "open": open_rows,
             "revisions": [[_iso(h), r] for h, r in sorted(self.revisions.items())],
             "closedThrough": _iso(self.closed_through) if self.closed_through else None,
             "unattributedSeconds": self.unattributed_seconds,
         }  # fmt: skip
 
+    def _encoded_ref(self, uid: str, ref: SandboxRef) -> str:
+        cached = self._ref_text.get(uid)
+        if cached is None or cached[0] != ref:
+            values = [getattr(ref, name) for name in _REF_FIELDS]
+            cached = self._ref_text[uid] = (ref, json.dumps(values, separators=(",", ":")))
+        return cached[1]
+
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> HourBook:
         book = cls()
-        for hour, uid, ref, alloc, busy, energy, gpus in doc["open"]:
-            bucket = Bucket(SandboxRef(**ref), alloc, busy, energy, set(gpus))
+        refs = {uid: SandboxRef(*json.loads(text)) for uid, text in doc["refs"].items()}
+        for hour, uid, alloc, busy, energy, gpus in doc["open"]:
+            bucket = Bucket(refs[uid], alloc, busy, energy, set(gpus))
             book.open.setdefault(_parse(hour), {})[uid] = bucket
         book.revisions = {_parse(h): r for h, r in doc["revisions"]}
         closed = doc["closedThrough"]
