@@ -212,6 +212,27 @@ def test_older_sequence_and_duplicate_are_ignored() -> None:
     assert _seconds(fold_report(cursors, "n0", second, SANDBOXES)) == 0
 
 
+def test_a_key_listed_with_frozen_counters_is_not_recounted_after_retention() -> None:
+    agent = SimAgent("n0")
+    cursors = Cursors()
+    agent.use("p0", ["g0"], 600, 1)
+    assert _seconds(fold_report(cursors, "n0", agent.report(T0), SANDBOXES)) == 600
+    for hour in range(1, 10):  # the pod stays listed, its counters no longer grow
+        report = agent.report(T0 + timedelta(hours=hour))
+        assert _seconds(fold_report(cursors, "n0", report, SANDBOXES)) == 0
+
+
+def test_reports_older_than_retention_are_ignored() -> None:
+    agent = SimAgent("n0")
+    cursors = Cursors()
+    agent.use("p0", ["g0"], 60, 1)
+    old = agent.report(T0)
+    agent.use("p1", ["g1"], 60, 1)
+    fold_report(cursors, "n0", agent.report(T0 + timedelta(hours=7)), SANDBOXES)
+    result = fold_report(cursors, "n0", old, SANDBOXES)
+    assert (result.accepted, result.reason) == (False, "report older than the retention window")
+
+
 def test_unknown_pod_moves_its_cursor_and_is_reported_unattributed() -> None:
     report = GPUNodeReportStatus(
         epoch="e1",

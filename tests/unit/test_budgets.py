@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandboxer.api.budget import ComputeBudgetSpec
 from sandboxer.budgets import admission, enforcement, notify
@@ -21,6 +23,7 @@ from sandboxer.budgets.status import (
     UsageSlice,
     account_statuses,
     budget_status,
+    sandbox_budget,
 )
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -372,3 +375,45 @@ def test_slack_payload_is_plain_json_with_escaped_text() -> None:
     assert body["text"].startswith(":warning: Budget a&lt;b&gt;&amp;c at 80%")
     assert body["blocks"][0]["type"] == "header"
     assert "*user:* alice" in body["blocks"][2]["elements"][0]["text"]
+
+
+def test_reclaim_payload_and_sandbox_budget_view() -> None:
+    body = notify.reclaim_payload("ml", "nb", "alice", True, "Idle", "idle since 09:00 UTC")
+    assert body["text"] == (
+        ":warning: Sandbox ml/nb will be suspended (Idle): idle since 09:00 UTC"
+    )
+    b = budget()
+    view = sandbox_budget(status_of(b, 50.25))
+    assert (view.name, view.remaining_gpu_hours, view.period) == ("team-vision", 149.75, "2026-11")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 260), min_size=1, max_size=30))
+def test_warnings_once_per_crossing_and_exhaustion_alternates_with_lift(
+    usages: list[float],
+) -> None:
+    b = budget(warn_at=[50, 80, 95])  # allowance 200: thresholds at 100, 160, 190 GPU-hours
+    seen = None
+    below_since_warn = {t: True for t in (50, 80, 95)}
+    previous = 0.0
+    state = "available"
+    for used in usages:
+        actions, seen = enforcement.check(b, status_of(b, used), seen)
+        warned = {a.threshold for a in actions if isinstance(a, enforcement.Warn)}
+        for t in (50, 80, 95):
+            if t in warned:
+                assert below_since_warn[t], f"warned twice at {t}% without falling below it"
+                below_since_warn[t] = False
+            crossed = previous < t * 2 <= used < 200
+            assert not crossed or t in warned, f"crossing {t}% was not warned"
+            if used < t * 2:
+                below_since_warn[t] = True
+        for action in actions:
+            if isinstance(action, enforcement.Exhausted):
+                assert state == "available"
+                state = "exhausted"
+            elif isinstance(action, enforcement.Lifted):
+                assert state == "exhausted"
+                state = "available"
+        assert (state == "exhausted") == (used >= 200)
+        previous = used

@@ -59,3 +59,16 @@ def budget_payload(action: Action) -> dict[str, Any]:
         )  # fmt: skip
     assert isinstance(action, Lifted)
     return payload(f"Budget {st.account.budget} available again", action.message, facts=facts)
+
+
+def reclaim_payload(
+    namespace: str, name: str, owner: str, warning: bool, reason: str, message: str
+) -> dict[str, Any]:
+    """An idle/lifetime warning or reclaim notice for one sandbox (`reclaim.policy` messages)."""
+    what = "will be suspended" if warning else "was suspended"
+    return payload(
+        f"Sandbox {namespace}/{name} {what} ({reason})",
+        message,
+        severity="warning" if warning else "info",
+        facts={"owner": owner, "sandbox": f"{namespace}/{name}", "reason": reason},
+    )

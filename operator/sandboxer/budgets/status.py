@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sandboxer.api.budget import BudgetPeriod, ComputeBudgetStatus, SubjectUsage
+from sandboxer.api.sandbox import SandboxBudget
 from sandboxer.budgets.matching import Account, Budget, Person, accounts_for, pays_for
 from sandboxer.budgets.periods import Period
 from sandboxer.ledger.rows import UsageRow
@@ -198,6 +199,14 @@ def budget_status(
     return ComputeBudgetStatus(
         period=BudgetPeriod(name=period.name, start=period.start, end=period.end),
         subjects=subjects,
+    )
+
+
+def sandbox_budget(status: AccountStatus) -> SandboxBudget:
+    """What a sandbox's `status.budget` shows: the tightest budget (`admission.Decision`)."""
+    remaining = None if status.unit != GPU_HOURS else round(status.remaining, 3)
+    return SandboxBudget(
+        name=status.account.budget, remaining_gpu_hours=remaining, period=status.period.name
     )
 
 

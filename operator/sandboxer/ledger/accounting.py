@@ -234,7 +234,12 @@ def fold_report(
             now_counters = Counters(gpu.allocated_seconds, gpu.busy_seconds, gpu.energy_joules)
             old = keys.get(key)
             if old is not None and old.epoch == report.epoch:
-                if report.sequence <= old.sequence or not now_counters.grew_from(old.counters):
+                if report.sequence <= old.sequence:
+                    continue
+                if not now_counters.grew_from(old.counters):
+                    # Still listed, nothing new: refresh so retention never prunes a live key
+                    # (a pruned key would be counted again from zero).
+                    keys[key] = Cursor(old.epoch, report.sequence, old.counters, max(at, old.at))
                     continue
                 growth = now_counters.minus(old.counters)
                 start = old.at
