@@ -275,10 +275,19 @@ def test_cursor_bytes_are_deterministic_and_round_trip() -> None:
     cursors = Cursors()
     agent.use("p1", ["g2", "g1"], 10, 1)
     agent.use("p0", ["g0"], 10, 1)
-    fold_report(cursors, "n0", agent.report(T0), SANDBOXES)
+    fold_report(cursors, "n0", agent.report(T0 + timedelta(microseconds=123457)), SANDBOXES)
     data = cursors.to_bytes()
     assert Cursors.from_bytes(data).to_bytes() == data
     assert Cursors.from_bytes(data) == cursors
+
+
+def test_forgotten_node_no_longer_holds_hours_open() -> None:
+    agent = SimAgent("n0")
+    cursors = Cursors()
+    fold_report(cursors, "n0", agent.report(T0), SANDBOXES)
+    assert cursors.node_progress() == {"n0": T0}
+    cursors.forget_node("n0")
+    assert cursors.node_progress() == {}
 
 
 def test_checkpoint_of_another_version_is_refused() -> None:

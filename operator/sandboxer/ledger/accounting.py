@@ -133,6 +133,15 @@ class Cursors:
         """Newest report time per node: an hour closes once every node has passed it."""
         return {name: mark.latest_at for name, mark in self.nodes.items()}
 
+    def forget_node(self, node: str) -> None:
+        """Drop a node whose GPUNodeReport was deleted, so it no longer holds hours open.
+
+        Its last report has been folded already; if the node comes back, its agent starts a new
+        epoch, which counts from zero anyway.
+        """
+        self.nodes.pop(node, None)
+        self.keys.pop(node, None)
+
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
 
@@ -144,10 +153,10 @@ class Cursors:
                 for name, m in sorted(self.nodes.items())
             },
             # A node's cursors all share its current epoch (older ones are dropped on change).
-            # Times as POSIX seconds: cheap, and exact enough for report timestamps.
+            # Times as integer microseconds since the POSIX epoch: exact and cheap.
             "keys": {
                 node: [
-                    [pod, gpu, c.sequence, c.at.timestamp(), c.counters.allocated_seconds,
+                    [pod, gpu, c.sequence, _micros(c.at), c.counters.allocated_seconds,
                      c.counters.busy_seconds, c.counters.energy_joules]
                     for (pod, gpu), c in sorted(per_node.items())
                 ]
@@ -177,7 +186,7 @@ class Cursors:
             epoch = nodes[node].epoch
             keys[node] = {
                 (pod, gpu): Cursor(
-                    epoch, seq, Counters(alloc, busy, energy), datetime.fromtimestamp(at, UTC)
+                    epoch, seq, Counters(alloc, busy, energy), _EPOCH + timedelta(microseconds=at)
                 )
                 for pod, gpu, seq, at, alloc, busy, energy in rows
             }
@@ -293,6 +302,13 @@ def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"timestamp {at.isoformat()} has no time zone; reports must be in UTC")
     return at.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
 
 
 def _iso(at: datetime) -> str:
