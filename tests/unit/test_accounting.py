@@ -18,7 +18,8 @@ from sandboxer.ledger.hourly import HourBook
 from sandboxer.ledger.rows import UsageRow
 from tests.unit.ledger_sim import SimAgent, ref
 
-T0 = datetime(2026, 11, 30, 22, 50, tzinfo=UTC)  # crosses an hour, a day and a month boundary
+T0 = datetime(2026, 11, 30, 22, 50, tzinfo=UTC)
+REPORT = timedelta(seconds=30)  # crosses an hour, a day and a month boundary
 CARD = RateCardSpec(prices=[])
 PODS = {  # pod uid -> (node, GPUs)
     "p0": ("n0", ["g0"]),
@@ -281,13 +282,20 @@ def test_cursor_bytes_are_deterministic_and_round_trip() -> None:
     assert Cursors.from_bytes(data) == cursors
 
 
-def test_forgotten_node_no_longer_holds_hours_open() -> None:
+def test_deleted_report_stops_holding_hours_open_without_recounting() -> None:
     agent = SimAgent("n0")
     cursors = Cursors()
-    fold_report(cursors, "n0", agent.report(T0), SANDBOXES)
-    assert cursors.node_progress() == {"n0": T0}
-    cursors.forget_node("n0")
+    agent.use("p0", ["g0"], 60, 1)
+    report = agent.report(T0)
+    fold_report(cursors, "n0", report, SANDBOXES)
+    cursors.node_gone("n0")
     assert cursors.node_progress() == {}
+    restored = Cursors.from_bytes(cursors.to_bytes())
+    assert restored.node_progress() == {}
+    # The agent recreates its report with the same epoch and cumulative counters.
+    agent.use("p0", ["g0"], 30, 1)
+    assert _seconds(fold_report(restored, "n0", agent.report(T0 + REPORT), SANDBOXES)) == 30
+    assert restored.node_progress() == {"n0": T0 + REPORT}
 
 
 def test_checkpoint_of_another_version_is_refused() -> None:

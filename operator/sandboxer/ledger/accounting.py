@@ -105,6 +105,7 @@ class NodeMark:
     epoch: str
     latest_at: datetime
     retired: tuple[str, ...] = ()
+    gone: bool = False  # the node's report was deleted; it no longer holds hours open
 
 
 PodGPU = tuple[str, str]  # (pod UID, GPU UUID); cursors are grouped per node
@@ -131,16 +132,17 @@ class Cursors:
 
     def node_progress(self) -> dict[str, datetime]:
         """Newest report time per node: an hour closes once every node has passed it."""
-        return {name: mark.latest_at for name, mark in self.nodes.items()}
+        return {name: mark.latest_at for name, mark in self.nodes.items() if not mark.gone}
 
-    def forget_node(self, node: str) -> None:
-        """Drop a node whose GPUNodeReport was deleted, so it no longer holds hours open.
+    def node_gone(self, node: str) -> None:
+        """A node's GPUNodeReport was deleted: stop waiting for it before closing hours.
 
-        Its last report has been folded already; if the node comes back, its agent starts a new
-        epoch, which counts from zero anyway.
+        Its cursors stay: an agent that is still running recreates the report with the same
+        epoch and cumulative counters, which must not be counted again.
         """
-        self.nodes.pop(node, None)
-        self.keys.pop(node, None)
+        mark = self.nodes.get(node)
+        if mark is not None:
+            mark.gone = True
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
@@ -149,7 +151,8 @@ class Cursors:
         return {
             "version": STATE_VERSION,
             "nodes": {
-                name: {"epoch": m.epoch, "latestAt": _iso(m.latest_at), "retired": list(m.retired)}
+                name: {"epoch": m.epoch, "latestAt": _iso(m.latest_at),
+                       "retired": list(m.retired), "gone": m.gone}
                 for name, m in sorted(self.nodes.items())
             },
             # A node's cursors all share its current epoch (older ones are dropped on change).
@@ -178,7 +181,7 @@ class Cursors:
                 f"version {STATE_VERSION}; restore a matching operator version or reset the state"
             )
         nodes = {
-            name: NodeMark(m["epoch"], _parse(m["latestAt"]), tuple(m["retired"]))
+            name: NodeMark(m["epoch"], _parse(m["latestAt"]), tuple(m["retired"]), m["gone"])
             for name, m in doc["nodes"].items()
         }
         keys: dict[str, dict[PodGPU, Cursor]] = {}
@@ -233,6 +236,7 @@ def fold_report(
     elif epoch_changed:
         _retire_epoch(cursors, node, mark, report.epoch)
     mark.latest_at = max(mark.latest_at, at)
+    mark.gone = False
 
     keys = cursors.keys.setdefault(node, {})
     deltas: list[UsageDelta] = []
