@@ -167,7 +167,7 @@ def _check(
         room = max(0, limit - st.running_gpus)
         hint = f"try gpus: {room}" if room else "suspend a running sandbox"
         return "ConcurrencyLimit", (
-            f"{who} {_verb(st.account)} {st.running_gpus} of the {limit} GPUs budget "
+            f"{who} holds {st.running_gpus} of the {limit} GPUs budget "
             f"{st.account.budget} allows at once; {req.shape} would make "
             f"{st.running_gpus + req.gpus}; {hint} or {owners}"
         )
@@ -209,10 +209,6 @@ def _left(st: AccountStatus) -> str:
 
 def _who(req: SandboxRequest, account: Account) -> str:
     return req.person.user if account.kind == "User" else _owner_phrase(account)
-
-
-def _verb(account: Account) -> str:
-    return "holds" if account.kind == "User" else "hold"
 
 
 def _owner_phrase(account: Account) -> str:
