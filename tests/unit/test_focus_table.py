@@ -29,10 +29,7 @@ def test_ledger_schema_mirrors_usage_row() -> None:
 
 def test_ledger_table_keeps_file_order_and_ignores_unknown_fields() -> None:
     first = encode_rows([usage_row(NOV, "b"), usage_row(NOV, "a")])
-    extra = (
-        b'{"future_field":1,'
-        + encode_rows([usage_row(NOV + timedelta(hours=1), "c")])[1:]
-    )
+    extra = b'{"future_field":1,' + encode_rows([usage_row(NOV + timedelta(hours=1), "c")])[1:]
     table = read_ledger_table([first, b"", extra])
     assert table.column("sandbox_uid").to_pylist() == ["a", "b", "c"]
     assert read_ledger_table([]).num_rows == 0
