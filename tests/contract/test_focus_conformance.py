@@ -156,3 +156,14 @@ def test_manifest_describes_the_files_and_columns(export: tuple[Path, float]) ->
     assert "team,vision,USD,team-vision," in summary
     vision = next(line for line in summary.splitlines() if line.startswith("team,vision,"))
     assert vision.endswith(",100.000,0.1625")  # (48/3 + 0.25) GPU-hours of a 100 allowance
+
+
+def test_pyarrow_dataset_reads_the_parquet_partitions(export: tuple[Path, float]) -> None:
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(
+        export[0] / "data", format="parquet", partitioning="hive", exclude_invalid_files=True
+    )
+    november = dataset.to_table(filter=ds.field("BILLING_PERIOD") == "2026-11")
+    assert november.num_rows == 145
+    assert math.isclose(pc.sum(november["BilledCost"]).as_py(), export[1], rel_tol=1e-9)

@@ -68,7 +68,8 @@ class DirectoryBlobStore:
         keys = []
         for path in base.rglob("*"):
             rel = path.relative_to(self.root).as_posix()
-            if path.is_file() and rel.startswith(prefix) and _TMP_PREFIX not in rel:
+            temporary = any(part.startswith(_TMP_PREFIX) for part in rel.split("/"))
+            if path.is_file() and rel.startswith(prefix) and not temporary:
                 keys.append(rel)
         return sorted(keys)
 
