@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import structlog
 
 from sandboxer.chargeback.focus_table import build_focus_table
 from sandboxer.chargeback.ledger_table import read_ledger_table
@@ -24,10 +25,11 @@ from sandboxer.chargeback.periods import BillingPeriod, parse_period
 from sandboxer.chargeback.settings import ExportSettings
 from sandboxer.chargeback.state import ExportState, load_states, state_key
 from sandboxer.chargeback.summary import summarize, summary_csv, summary_png
-from sandboxer.chargeback.writers import write_formats
+from sandboxer.chargeback.writers import FORMATS, write_formats
 from sandboxer.ledger.store import HourFile, LedgerStore
 from sandboxer.storage import BlobStore, open_blobstore
 
+log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 DEFAULT_FORMATS = frozenset({"parquet", "csv"})
 
@@ -129,6 +131,36 @@ def _totals(focus: pa.Table) -> dict[str, Any]:
     }
 
 
+def _upload_data_files(
+    store: BlobStore, prefix: str, focus: pa.Table, formats: set[str], settings: ExportSettings
+) -> list[dict[str, Any]]:
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="sandboxer-export-") as tmp:
+        for written in write_formats(focus, Path(tmp), formats, settings):
+            store.put_file(prefix + written.name, Path(tmp) / written.name)
+            entries.append(
+                {"key": prefix + written.name, "format": written.format,
+                 "rows": written.rows, "bytes": written.bytes, "sha256": written.sha256}
+            )  # fmt: skip
+    return entries
+
+
+def _upload_summaries(
+    store: BlobStore, prefix: str, focus: pa.Table, period: BillingPeriod, settings: ExportSettings
+) -> list[dict[str, Any]]:
+    lines = summarize(focus, settings.budget_allowances)
+    summaries = {"summary.csv": summary_csv(lines)}
+    if settings.summary_chart:
+        summaries["summary.png"] = summary_png(lines, period.label)
+    entries = []
+    for name, data in summaries.items():
+        store.put_bytes(prefix + name, data)
+        entries.append(
+            {"key": prefix + name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        )
+    return entries
+
+
 def export_period(
     period: str | BillingPeriod,
     ledger: LedgerStore,
@@ -148,6 +180,8 @@ def export_period(
     settings = settings or ExportSettings()
     store = open_blobstore(sink) if isinstance(sink, str) else sink
     formats = set(formats)
+    if not formats or formats - FORMATS.keys():
+        raise ValueError(f"unknown export format(s) in {sorted(formats)}: use parquet and/or csv")
     watermark = ledger.get_watermark()
     now = clock() if clock is not None else (watermark or p.cutoff)
     if now.tzinfo is None:
@@ -172,25 +206,8 @@ def export_period(
     totals = _totals(focus)
 
     data_prefix = f"data/{p.partition}/"
-    file_entries: list[dict[str, Any]] = []
-    summary_entries: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="sandboxer-export-") as tmp:
-        for written in write_formats(focus, Path(tmp), formats, settings):
-            store.put_file(data_prefix + written.name, Path(tmp) / written.name)
-            file_entries.append(
-                {"key": data_prefix + written.name, "format": written.format,
-                 "rows": written.rows, "bytes": written.bytes, "sha256": written.sha256}
-            )  # fmt: skip
-    lines = summarize(focus, settings.budget_allowances)
-    summaries = {"summary.csv": summary_csv(lines)}
-    if settings.summary_chart:
-        summaries["summary.png"] = summary_png(lines, p.label)
-    for name, data in summaries.items():
-        store.put_bytes(data_prefix + name, data)
-        summary_entries.append(
-            {"key": data_prefix + name, "bytes": len(data),
-             "sha256": hashlib.sha256(data).hexdigest()}
-        )  # fmt: skip
+    file_entries = _upload_data_files(store, data_prefix, focus, formats, settings)
+    summary_entries = _upload_summaries(store, data_prefix, focus, p, settings)
 
     own_keys = {e.key for e in selection.own}
     state = ExportState(
@@ -216,6 +233,10 @@ def export_period(
         if stale not in keep:  # e.g. a format no longer requested
             store.delete(stale)
 
+    log.info(
+        "Exported chargeback period", period=p.label, closed=selection.closed,
+        rows=totals["rows"], corrections=totals["correctionRows"], sink=store.url,
+    )  # fmt: skip
     return ExportResult(
         period=p.label,
         closed=selection.closed,
