@@ -139,7 +139,7 @@ def main() -> None:
             capture_output=True,
             text=True,
         )
-        report = json.loads(proc.stdout)
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
         report["ledger_generate_s"] = round(generate_s, 3)
         report["ledger_bytes"] = sum(p.stat().st_size for p in ledger_dir.rglob("*.jsonl"))
         report["pyarrow"] = pa.__version__

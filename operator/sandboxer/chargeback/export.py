@@ -16,7 +16,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import structlog
 
 from sandboxer.chargeback.focus_table import build_focus_table
 from sandboxer.chargeback.ledger_table import read_ledger_table
@@ -27,9 +26,9 @@ from sandboxer.chargeback.state import ExportState, load_states, state_key
 from sandboxer.chargeback.summary import summarize, summary_csv, summary_png
 from sandboxer.chargeback.writers import FORMATS, write_formats
 from sandboxer.ledger.store import HourFile, LedgerStore
+from sandboxer.observability.logging import get_logger
 from sandboxer.storage import BlobStore, open_blobstore
 
-log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 DEFAULT_FORMATS = frozenset({"parquet", "csv"})
 
@@ -233,7 +232,7 @@ def export_period(
         if stale not in keep:  # e.g. a format no longer requested
             store.delete(stale)
 
-    log.info(
+    get_logger(__name__).info(
         "Exported chargeback period", period=p.label, closed=selection.closed,
         rows=totals["rows"], corrections=totals["correctionRows"], sink=store.url,
     )  # fmt: skip
