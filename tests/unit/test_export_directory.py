@@ -159,3 +159,14 @@ def test_a_changed_ledger_file_of_a_closed_period_is_an_error(tmp_path: Path) ->
     (tmp_path / "ledger/hours/2026-10-01/00.r0.jsonl").unlink()
     with pytest.raises(ExportError, match="are gone"):
         export_period("2026-10", ledger, sink)
+
+
+def test_a_period_without_usage_still_gets_complete_files(tmp_path: Path) -> None:
+    ledger = open_store(str(tmp_path / "ledger"))
+    result = export_period("2026-09", ledger, str(tmp_path / "out"))
+    assert (result.rows, result.billed_cost, result.closed) == (0, {}, False)
+    manifest = _manifest(tmp_path / "out", "2026-09")
+    assert [f["rows"] for f in manifest["files"]] == [0, 0]  # type: ignore[attr-defined]
+    assert manifest["ledgerWatermark"] is None
+    summary = (tmp_path / "out/data/BILLING_PERIOD=2026-09/summary.csv").read_text()
+    assert summary.count("\n") == 1  # the header only
