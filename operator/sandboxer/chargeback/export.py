@@ -1,6 +1,7 @@
 """Export one billing period: ledger → FOCUS table → data files, summary, state, manifest (last).
 
-Pure in its inputs: the ledger, the sink and the clock. With no clock, `generatedAt` is the ledger
+Pure in its inputs: the ledger, the sink and the clock; it does not log, callers (the CLI, the
+operator's schedule) report the returned `ExportResult`. With no clock, `generatedAt` is the ledger
 watermark, so re-running on an unchanged ledger gives a byte-identical manifest too.
 """
 
@@ -26,7 +27,6 @@ from sandboxer.chargeback.state import ExportState, load_states, state_key
 from sandboxer.chargeback.summary import summarize, summary_csv, summary_png
 from sandboxer.chargeback.writers import FORMATS, write_formats
 from sandboxer.ledger.store import HourFile, LedgerStore
-from sandboxer.observability.logging import get_logger
 from sandboxer.storage import BlobStore, open_blobstore
 
 Clock = Callable[[], datetime]
@@ -232,10 +232,6 @@ def export_period(
         if stale not in keep:  # e.g. a format no longer requested
             store.delete(stale)
 
-    get_logger(__name__).info(
-        "Exported chargeback period", period=p.label, closed=selection.closed,
-        rows=totals["rows"], corrections=totals["correctionRows"], sink=store.url,
-    )  # fmt: skip
     return ExportResult(
         period=p.label,
         closed=selection.closed,
