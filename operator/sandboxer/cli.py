@@ -128,7 +128,9 @@ def export(
     ] = "parquet,csv",
 ) -> None:
     """Chargeback export of a billing period in FOCUS 1.2 format."""
-    _not_yet("export", 8)
+    from sandboxer.chargeback.cli_export import run_export
+
+    raise typer.Exit(code=run_export(period, ledger, sink, format, echo=typer.echo))
 
 
 def main() -> None:

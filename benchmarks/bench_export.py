@@ -1,0 +1,150 @@
+"""Benchmark: N ledger rows → FOCUS Parquet + gzip CSV, against a bare pyarrow write of the table.
+
+    .venv/bin/python benchmarks/bench_export.py --rows 1000000
+
+Prints one JSON object. `ratio_write_path` is what the target (≤ 1.5) applies to: building the FOCUS
+table from the parsed ledger plus writing, hashing and uploading both files, divided by a bare
+pyarrow write of the same table (Parquet with defaults, CSV through pyarrow's gzip stream).
+`ratio_end_to_end` also counts reading and parsing the ledger files. `parquet_only_*` repeat the
+comparison for a Parquet-only export (which still renders the summary chart). The export runs in
+a fresh child process so that its peak RSS and Arrow pool peak are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from sandboxer.chargeback.export import export_period
+from sandboxer.chargeback.focus_table import build_focus_table
+from sandboxer.chargeback.ledger_table import read_ledger_table
+from sandboxer.chargeback.periods import parse_period
+from sandboxer.chargeback.settings import ExportSettings
+from sandboxer.ledger.rows import UsageRow
+from sandboxer.ledger.store import open_store
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+HOURS = 720
+
+
+def generate(ledger_dir: Path, rows: int) -> None:
+    store = open_store(str(ledger_dir))
+    per_hour = -(-rows // HOURS)  # ceil: every row lands in one of the month's hours
+    written = 0
+    for h in range(-(-rows // per_hour)):
+        hour = START + timedelta(hours=h)
+        count = min(per_hour, rows - written)
+        batch = []
+        for i in range(count):
+            team = f"team-{i % 23}"
+            alloc = 1.0 + (i % 4)
+            batch.append(
+                UsageRow(
+                    hour=hour, sandbox_uid=f"uid-{i:07d}", sandbox=f"nb-{i}",
+                    namespace=f"ns-{i % 23}", owner=f"user-{i % 997}@example.com", team=team,
+                    cost_center=f"cc-{i % 7}", sandbox_class="gpu-h100", gpu_model="H100",
+                    mig_profile=None, gpus=int(alloc), billing_weight=1.0,
+                    allocated_gpu_hours=alloc, busy_gpu_hours=alloc * (i % 10) / 10,
+                    energy_kwh=alloc * 0.55, currency="USD", list_unit_price=4.0,
+                    contracted_unit_price=3.1, list_cost=alloc * 4.0, cost=alloc * 3.1,
+                    budget=f"budget-{team}",
+                )
+            )  # fmt: skip
+        store.write_hour(hour, batch)
+        written += count
+    store.set_watermark(START + timedelta(hours=HOURS))
+
+
+def child(ledger_dir: Path, out_dir: Path) -> dict[str, Any]:
+    ledger = open_store(str(ledger_dir))
+    settings = ExportSettings(summary_chart=True)
+    period = parse_period("2026-11")
+
+    t0 = time.perf_counter()
+    result = export_period(period, ledger, str(out_dir / "export"), settings=settings)
+    export_s = time.perf_counter() - t0
+    export_peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    export_pool_peak = pa.default_memory_pool().max_memory() / 2**20
+
+    t0 = time.perf_counter()
+    ledger_table = read_ledger_table(ledger.read_hour_bytes(e) for e in ledger.list_hours())
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    focus = build_focus_table(ledger_table, period, settings)
+    build_s = time.perf_counter() - t0
+    del ledger_table
+
+    t0 = time.perf_counter()
+    pq.write_table(focus, out_dir / "bare.parquet")
+    bare_parquet_s = time.perf_counter() - t0
+    with pa.CompressedOutputStream(str(out_dir / "bare.csv.gz"), "gzip") as stream:
+        pa_csv.write_csv(focus, stream)
+    bare_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    export_period(period, ledger, str(out_dir / "parquet-only"), {"parquet"}, settings)
+    parquet_only_s = time.perf_counter() - t0
+    return {
+        "rows": result.rows,
+        "export_s": round(export_s, 3),
+        "ledger_read_s": round(read_s, 3),
+        "focus_build_s": round(build_s, 3),
+        "bare_pyarrow_write_s": round(bare_s, 3),
+        "ratio_end_to_end": round(export_s / bare_s, 3),
+        "ratio_write_path": round((export_s - read_s) / bare_s, 3),
+        "target_ratio": 1.5,
+        "parquet_only_export_s": round(parquet_only_s, 3),
+        "parquet_only_bare_write_s": round(bare_parquet_s, 3),
+        "parquet_only_ratio_write_path": round((parquet_only_s - read_s) / bare_parquet_s, 3),
+        "parquet_bytes": (out_dir / "export/data/BILLING_PERIOD=2026-11/part-00000.parquet")
+        .stat()
+        .st_size,
+        "csv_gz_bytes": (out_dir / "export/data/BILLING_PERIOD=2026-11/part-00000.csv.gz")
+        .stat()
+        .st_size,
+        "export_peak_rss_mb": round(export_peak_rss, 1),
+        "export_arrow_pool_peak_mb": round(export_pool_peak, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--child", nargs=2, metavar=("LEDGER", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(Path(args.child[0]), Path(args.child[1]))))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        ledger_dir, out_dir = Path(tmp) / "ledger", Path(tmp) / "out"
+        out_dir.mkdir()
+        t0 = time.perf_counter()
+        generate(ledger_dir, args.rows)
+        generate_s = time.perf_counter() - t0
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(ledger_dir), str(out_dir)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        report["ledger_generate_s"] = round(generate_s, 3)
+        report["ledger_bytes"] = sum(p.stat().st_size for p in ledger_dir.rglob("*.jsonl"))
+        report["pyarrow"] = pa.__version__
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
