@@ -1,0 +1,49 @@
+"""Run the operator: in its own process (`sandboxer operator`) or inside the playground."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import kopf
+
+from sandboxer.controller import admission, sandboxes, settings
+from sandboxer.controller.config import OperatorConfig
+from sandboxer.controller.kube import KubeClient
+
+
+def build_registry() -> kopf.OperatorRegistry:
+    """A fresh registry with every handler: several operators can run one after another in tests."""
+    registry = kopf.OperatorRegistry()
+    settings.register(registry)
+    sandboxes.register(registry)
+    admission.register(registry)
+    return registry
+
+
+async def run_operator(
+    config: OperatorConfig,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run until stop_flag is set (or cancelled); ready_flag is set once kopf is up."""
+    connection = settings.resolve_connection(config)
+    kube = KubeClient(connection)
+    memo = kopf.Memo(config=config, connection=connection, kube=kube)
+    try:
+        await kopf.operator(
+            registry=build_registry(),
+            memo=memo,
+            clusterwide=not config.namespaces,
+            namespaces=config.namespaces,
+            standalone=not config.peering,
+            peering_name=config.peering_name,
+            # HA: distinct random priorities, so one replica leads (equal ones freeze all).
+            priority=random.randint(1, 1_000_000) if config.peering else 0,
+            liveness_endpoint=config.liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await kube.close()
