@@ -12,12 +12,16 @@ from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient
 
 
-def build_registry() -> kopf.OperatorRegistry:
-    """A fresh registry with every handler: several operators can run one after another in tests."""
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    """A fresh registry per run, so operators can run one after another (tests, playground).
+
+    Admission handlers only with a webhook server: kopf refuses handlers it cannot serve.
+    """
     registry = kopf.OperatorRegistry()
     settings.register(registry)
     sandboxes.register(registry)
-    admission.register(registry)
+    if config.webhook_port is not None:
+        admission.register(registry)
     return registry
 
 
@@ -33,12 +37,12 @@ async def run_operator(
     memo = kopf.Memo(config=config, connection=connection, kube=kube)
     try:
         await kopf.operator(
-            registry=build_registry(),
+            registry=build_registry(config),
             memo=memo,
             clusterwide=not config.namespaces,
             namespaces=config.namespaces,
             standalone=not config.peering,
-            peering_name=config.peering_name,
+            peering_name=config.peering_name if config.peering else None,  # set = mandatory
             # HA: distinct random priorities, so one replica leads (equal ones freeze all).
             priority=random.randint(1, 1_000_000) if config.peering else 0,
             liveness_endpoint=config.liveness_endpoint,
