@@ -120,7 +120,8 @@ def check_class_limits(
         ("spec.resources.memory", inputs.memory(sb, cls), cls.limits.max_memory),
         ("spec.storage.size", inputs.storage(sb, cls), cls.limits.max_storage),
     ):
-        if _too_big(value, limit):
+        # Defaults scale with GPUs: after a GPU refusal, only the GPU message is useful.
+        if _too_big(value, limit) and not (errors and field != "spec.storage.size"):
             errors.append(
                 f"{field}: {value} is more than {where} allows (at most {limit}); ask for "
                 f"{limit} or less"

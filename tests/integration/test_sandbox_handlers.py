@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -32,13 +33,18 @@ CREATED = (200, 201)  # kmock answers 200, the API server 201
 def _declare(emulator: kmock.KubernetesEmulator) -> None:
     emulator.resources.load_bundled()  # the built-in kinds of a recent cluster
     emulator.resources["sandboxer.io/v1alpha1/experimentsandboxes"] = kmock.ResourceInfo(
-        kind="ExperimentSandbox", namespaced=True, singular="experimentsandbox",
-        verbs={"get", "list", "watch", "create", "patch", "delete"}, subresources={"status"},
-    )  # fmt: skip
-    emulator.resources["sandboxer.io/v1alpha1/sandboxclasses"] = kmock.ResourceInfo(
-        kind="SandboxClass", namespaced=False, singular="sandboxclass",
+        kind="ExperimentSandbox",
+        namespaced=True,
+        singular="experimentsandbox",
         verbs={"get", "list", "watch", "create", "patch", "delete"},
-    )  # fmt: skip
+        subresources={"status"},
+    )
+    emulator.resources["sandboxer.io/v1alpha1/sandboxclasses"] = kmock.ResourceInfo(
+        kind="SandboxClass",
+        namespaced=False,
+        singular="sandboxclass",
+        verbs={"get", "list", "watch", "create", "patch", "delete"},
+    )
 
 
 class Api:
@@ -61,27 +67,33 @@ class Api:
             return await resp.json() if resp.status == 200 else None
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll an async condition until it returns something truthy, or fail after timeout."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
+    """Poll an async condition until it returns something truthy, or fail after `within` s.
+
+    Polls the API over HTTP, as `kubectl wait` does: the emulator has no other signal.
+    """
+    async with asyncio.timeout(within):
+        while not (result := await check()):  # noqa: ASYNC110 - polls a remote API
             await asyncio.sleep(0.05)
         return result
 
 
 @contextlib.asynccontextmanager
 async def operator(url: str) -> AsyncIterator[None]:
-    stop, ready = asyncio.Event(), asyncio.Event()
+    """The operator in its own thread and loop, as KopfRunner runs it, beside the emulator."""
+    stop, ready = threading.Event(), threading.Event()
     config = OperatorConfig(server=url, class_retry_delay=1.0)
-    task = asyncio.create_task(run_operator(config, stop_flag=stop, ready_flag=ready))
-    async with asyncio.timeout(10):
-        await ready.wait()
+    thread = threading.Thread(
+        target=lambda: asyncio.run(run_operator(config, stop_flag=stop, ready_flag=ready))
+    )
+    thread.start()
     try:
+        assert await asyncio.to_thread(ready.wait, 10), "the operator did not start in 10 s"
         yield
     finally:
         stop.set()
-        async with asyncio.timeout(10):
-            await task
+        await asyncio.to_thread(thread.join, 10)
+        assert not thread.is_alive(), "the operator did not stop in 10 s"
 
 
 @pytest.fixture
@@ -108,12 +120,17 @@ async def run_pod(api: Api, name: str, *, ready: bool) -> None:
     """Play the StatefulSet controller + scheduler + kubelet: one pod from the template."""
     sts = await api.get(f"{STS}/{name}")
     template = sts["spec"]["template"]
-    conditions = [{"type": "PodScheduled", "status": "True"},
-                  {"type": "Ready", "status": "True" if ready else "False"}]  # fmt: skip
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": f"{name}-0", "namespace": NS, **template["metadata"]},
-           "spec": {**template["spec"], "nodeName": "gpu-node-1"},
-           "status": {"phase": "Running", "conditions": conditions}}  # fmt: skip
+    conditions = [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Ready", "status": "True" if ready else "False"},
+    ]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-0", "namespace": NS, **template["metadata"]},
+        "spec": {**template["spec"], "nodeName": "gpu-node-1"},
+        "status": {"phase": "Running", "conditions": conditions},
+    }
     assert await api.post(PODS, pod) in CREATED
 
 
@@ -129,9 +146,12 @@ async def test_apply_creates_children_with_gpus_and_security(api: Api, kmock: An
     async with operator(str(kmock.url)):
         assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
         sts = await eventually(lambda: api.get(f"{STS}/nb"))
-        for path in (f"{PVCS}/nb-workspace", f"/api/v1/namespaces/{NS}/secrets/nb-token",
-                     f"/api/v1/namespaces/{NS}/services/nb",
-                     f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/nb"):  # fmt: skip
+        for path in (
+            f"{PVCS}/nb-workspace",
+            f"/api/v1/namespaces/{NS}/secrets/nb-token",
+            f"/api/v1/namespaces/{NS}/services/nb",
+            f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/nb",
+        ):
             assert await eventually(lambda p=path: api.get(p)), path
         container = sts["spec"]["template"]["spec"]["containers"][0]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
@@ -164,20 +184,21 @@ async def test_suspend_scales_to_zero_keeping_the_volume_and_resume(api: Api, km
         await eventually(lambda: api.get(f"{STS}/nb"))
         pvc_before = await eventually(lambda: api.get(f"{PVCS}/nb-workspace"))
 
-        assert await api.patch(path, {"spec": {"suspend": True}, "metadata": {"generation": 2}}) == 200
-        await eventually(
-            lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 0)
+        assert (
+            await api.patch(path, {"spec": {"suspend": True}, "metadata": {"generation": 2}}) == 200
         )
+        await eventually(lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 0))
         suspended = await eventually(
             lambda: _when(condition(api, "nb", "Suspended"), lambda c: c["status"] == "True")
         )
         assert suspended["reason"] == "User"
         assert await api.get(f"{PVCS}/nb-workspace") == pvc_before
 
-        assert await api.patch(path, {"spec": {"suspend": False}, "metadata": {"generation": 3}}) == 200
-        await eventually(
-            lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 1)
+        assert (
+            await api.patch(path, {"spec": {"suspend": False}, "metadata": {"generation": 3}})
+            == 200
         )
+        await eventually(lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 1))
         resumed = await eventually(
             lambda: _when(condition(api, "nb", "Suspended"), lambda c: c["status"] == "False")
         )
@@ -187,11 +208,19 @@ async def test_suspend_scales_to_zero_keeping_the_volume_and_resume(api: Api, km
 async def test_restart_mid_provisioning_converges_without_duplicates(api: Api, kmock: Any) -> None:
     # A previous operator process created the Secret and a stale StatefulSet, then died.
     assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox(gpus=1)) in CREATED
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nb-token",
-              "namespace": NS}, "data": {"token": "b2xk"}}  # fmt: skip
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "nb-token", "namespace": NS},
+        "data": {"token": "b2xk"},
+    }
     assert await api.post(f"/api/v1/namespaces/{NS}/secrets", secret) in CREATED
-    stale = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "nb",
-             "namespace": NS}, "spec": {"replicas": 0, "template": {"spec": {}}}}  # fmt: skip
+    stale = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "nb", "namespace": NS},
+        "spec": {"replicas": 0, "template": {"spec": {}}},
+    }
     assert await api.post(STS, stale) in CREATED
 
     for _ in range(2):  # a second restart must change nothing either

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 
 import kopf
 
@@ -28,10 +29,15 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 async def run_operator(
     config: OperatorConfig,
     *,
-    stop_flag: asyncio.Event | None = None,
-    ready_flag: asyncio.Event | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
-    """Run until stop_flag is set (or cancelled); ready_flag is set once kopf is up."""
+    """Run until stop_flag is set (or cancelled); ready_flag is set once kopf is up.
+
+    Give it an event loop of its own (a thread) when an API server lives in the same process:
+    on exit kopf cancels every task started while it ran, the server's request tasks included.
+    threading.Event flags work across the two loops.
+    """
     connection = settings.resolve_connection(config)
     kube = KubeClient(connection)
     memo = kopf.Memo(config=config, connection=connection, kube=kube)

@@ -113,9 +113,11 @@ async def reconcile(
             log.info(f"{outcome.capitalize()} {child.obj['kind']}", sandbox=sandbox.name,
                      namespace=sandbox.namespace, child=child.obj["metadata"]["name"])  # fmt: skip
     if updating and (old or {}).get("spec", {}).get("suspend") != sandbox.spec.suspend:
-        what = "Suspended" if sandbox.spec.suspend else "Resumed"
-        kopf.event(body, type="Normal", reason=what, message=f"{what} by spec.suspend; the "
-                   "workspace volume is kept.")  # fmt: skip
+        if sandbox.spec.suspend:
+            what, message = "Suspended", "Scaled to zero by spec.suspend; the workspace is kept."
+        else:
+            what, message = "Resumed", "Scaled back to one; the same workspace is mounted."
+        kopf.event(body, type="Normal", reason=what, message=message)
     changes, _new = _status(sandbox, body.status, cls, index_child_sts, index_child_pod)
     patch.status.update(changes)
 
