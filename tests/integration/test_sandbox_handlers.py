@@ -79,10 +79,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) 
 
 
 @contextlib.asynccontextmanager
-async def operator(url: str) -> AsyncIterator[None]:
+async def run_operator_thread(config: OperatorConfig) -> AsyncIterator[None]:
     """The operator in its own thread and loop, as KopfRunner runs it, beside the emulator."""
     stop, ready = threading.Event(), threading.Event()
-    config = OperatorConfig(server=url, class_retry_delay=1.0)
     thread = threading.Thread(
         target=lambda: asyncio.run(run_operator(config, stop_flag=stop, ready_flag=ready))
     )
@@ -94,6 +93,10 @@ async def operator(url: str) -> AsyncIterator[None]:
         stop.set()
         await asyncio.to_thread(thread.join, 10)
         assert not thread.is_alive(), "the operator did not stop in 10 s"
+
+
+def operator(url: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return run_operator_thread(OperatorConfig(server=url, class_retry_delay=1.0))
 
 
 @pytest.fixture

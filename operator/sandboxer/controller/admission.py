@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from sandboxer import API_VERSION
 from sandboxer.admission_rules import (
     BudgetRequest,
     Operation,
@@ -66,6 +67,10 @@ async def check_sandbox(
     except ValidationError as exc:
         raise kopf.AdmissionError(f"Invalid ExperimentSandbox spec: {exc}", code=422) from exc
     stored = list(index_class.get(new_spec.class_, []))
+    if not stored:
+        # kopf serves webhooks before its indexes are filled: ask the API before refusing.
+        found = await memo.kube.get(API_VERSION, "SandboxClass", None, new_spec.class_)
+        stored = [found["spec"]] if found else []
     cls = SandboxClassSpec.model_validate(stored[0]) if stored else None
     who = requester(userinfo, config)
     errors = validate_sandbox(new_spec, old_spec, new_spec.class_, cls, who)
