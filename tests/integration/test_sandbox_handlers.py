@@ -162,6 +162,9 @@ async def test_apply_creates_children_with_gpus_and_security(api: Api, kmock: An
         assert sts["spec"]["replicas"] == 1
         assert sts["metadata"]["ownerReferences"][0]["kind"] == "ExperimentSandbox"
         assert sts["metadata"]["labels"]["sandboxer.io/owner"] == "alice"
+        # Children go by owner references: no finalizer holds the sandbox.
+        obj = await api.get(f"{ESB}/namespaces/{NS}/experimentsandboxes/nb")
+        assert not obj["metadata"].get("finalizers")
 
         await run_pod(api, "nb", ready=True)
         ready = await eventually(lambda: condition(api, "nb", "Ready"))
@@ -249,3 +252,24 @@ async def test_missing_class_is_reported_not_hot_looped(api: Api, kmock: Any) ->
         assert ready["reason"] == "ClassNotFound"
         assert "a100" in ready["message"]
     assert await api.get(f"{STS}/nb") is None
+
+
+async def test_gpu_change_rolls_the_pod_template(api: Api, kmock: Any) -> None:
+    path = f"{ESB}/namespaces/{NS}/experimentsandboxes/nb"
+    async with operator(str(kmock.url)):
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
+        before = await eventually(lambda: api.get(f"{STS}/nb"))
+        hash_before = before["spec"]["template"]["metadata"]["annotations"][
+            "sandboxer.io/spec-hash"
+        ]
+        assert await api.patch(path, {"spec": {"gpus": 4}}) == 200
+
+        def limits(s: dict[str, Any]) -> Any:
+            return s["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+
+        after = await eventually(
+            lambda: _when(api.get(f"{STS}/nb"), lambda s: limits(s)["nvidia.com/gpu"] == "4")
+        )
+        annotations = after["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["sandboxer.io/spec-hash"] != hash_before
+        assert limits(after)["memory"] == "256Gi"  # class default per GPU follows

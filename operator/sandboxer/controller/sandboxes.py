@@ -105,13 +105,19 @@ async def reconcile(
     children = desired_children(sandbox, cls, memo.config.ingress_namespaces)
     kopf.adopt([c.obj for c in children], owner=body)
     updating = reason == "update"
+    created = []
     for child in children:
         if updating and not child.follows_spec:
             continue
         outcome = await memo.kube.ensure(child.obj, child.patch)
+        created += [child.obj["kind"]] if outcome == "created" else []
         if outcome != "unchanged":
             log.info(f"{outcome.capitalize()} {child.obj['kind']}", sandbox=sandbox.name,
                      namespace=sandbox.namespace, child=child.obj["metadata"]["name"])  # fmt: skip
+    if created:
+        kopf.event(
+            body, type="Normal", reason="Provisioned", message=f"Created {', '.join(created)}."
+        )
     if updating and (old or {}).get("spec", {}).get("suspend") != sandbox.spec.suspend:
         if sandbox.spec.suspend:
             what, message = "Suspended", "Scaled to zero by spec.suspend; the workspace is kept."
