@@ -127,3 +127,13 @@ def test_transition_time_moves_only_on_change_and_patch_is_empty_then() -> None:
     assert patch["url"] is None
     assert patch["node"] is None
     assert patch["phase"] == "Suspended"
+
+
+def test_creating_children_one_by_one_does_not_rewrite_the_status() -> None:
+    sandbox = make_sandbox()
+    empty = ExperimentSandboxStatus()
+    before = derive_status(sandbox, empty, None, None, url=URL, at=T0)
+    with_sts = derive_status(sandbox, before, STS, None, url=URL, at=T0 + timedelta(seconds=1))
+    assert status_patch(before, with_sts) == {}
+    assert cond(before, "Ready") == ("False", "Provisioning")
+    assert before.phase == "Provisioning"

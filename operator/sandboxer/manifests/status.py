@@ -46,7 +46,7 @@ def _scheduled(pod: Mapping[str, Any] | None, suspended: bool) -> tuple[Conditio
     if pod is None:
         if suspended:
             return "False", "Suspended", "The sandbox is suspended; no pod is scheduled."
-        return "Unknown", "PodNotCreated", "Waiting for the StatefulSet to create the pod."
+        return "Unknown", "PodNotCreated", "Waiting for the notebook pod."
     cond = _pod_condition(pod, "PodScheduled")
     node = pod.get("spec", {}).get("nodeName")
     if cond is None or cond.get("status") != "True":
@@ -98,8 +98,9 @@ def derive_status(
     if suspended:
         phase = "Suspending" if pod is not None else "Suspended"
         ready = ("False", "Suspended", "The sandbox is suspended.")
-    elif statefulset is None:
-        phase, ready = "Provisioning", ("False", "Provisioning", "Creating the notebook objects.")
+    elif statefulset is None or pod is None:
+        # One reason until a pod exists, so creating each child does not rewrite the status.
+        phase, ready = "Provisioning", ("False", "Provisioning", "Creating the notebook pod.")
     elif ready_cond is not None and ready_cond.get("status") == "True":
         phase, ready = "Ready", ("True", "NotebookReady", "JupyterLab answers on /api.")
     elif waiting is not None and waiting[0] in _BROKEN_WAITING:
