@@ -54,6 +54,7 @@ async def test_tls_token_and_idempotent_create(server: Any) -> None:
         assert await client.ensure(secret("other"), None) == "created"
         assert await client.ensure(secret("nb-token"), None) == "unchanged"
         assert await client.ensure(secret("nb-token"), {"metadata": {"labels": {}}}) == "patched"
+        assert await client.ensure(secret("x"), {"metadata": {}}, exists=True) == "patched"
     finally:
         await client.close()
     assert [(m, p) for m, p, _ in seen] == [
@@ -61,6 +62,7 @@ async def test_tls_token_and_idempotent_create(server: Any) -> None:
         ("POST", "/api/v1/namespaces/a/secrets"),
         ("POST", "/api/v1/namespaces/a/secrets"),
         ("PATCH", "/api/v1/namespaces/a/secrets/nb-token"),
+        ("PATCH", "/api/v1/namespaces/a/secrets/x"),
     ]
     assert {auth for _, _, auth in seen} == {"Bearer sekret"}
 

@@ -240,8 +240,16 @@ async def test_restart_mid_provisioning_converges_without_duplicates(api: Api, k
     # The token Secret was there: kept as it was, never regenerated.
     kept = await api.get(f"/api/v1/namespaces/{NS}/secrets/nb-token")
     assert kept["data"]["token"] == "b2xk"
-    creates = [r for r in kmock if r.method == "POST" and r.url.path.endswith("/statefulsets")]
-    assert len(creates) == 1 + 2  # the stale one, then one 409 per operator start
+    # One of each child, and the operator did try to create them again (answered 409).
+    for path in (
+        STS,
+        PVCS,
+        f"/api/v1/namespaces/{NS}/secrets",
+        f"/api/v1/namespaces/{NS}/services",
+    ):
+        assert len((await api.get(path))["items"]) == 1, path
+    creates = [r for r in kmock if r.method == "POST" and r.url.path == STS]
+    assert len(creates) >= 1 + 2  # the stale one, then at least one 409 per operator start
 
 
 async def test_missing_class_is_reported_not_hot_looped(api: Api, kmock: Any) -> None:

@@ -40,9 +40,15 @@ def _spec(body: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def stamp_owner(
-    *, operation: str, body: kopf.Body, old: Any, userinfo: Mapping[str, Any], patch: kopf.Patch,
-    memo: kopf.Memo, **_: Any,
-) -> None:  # fmt: skip
+    *,
+    operation: str,
+    body: kopf.Body,
+    old: Any,
+    userinfo: Mapping[str, Any],
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
     """spec.owner := the authenticated user on CREATE; the stored owner kept on UPDATE."""
     who = requester(userinfo, memo.config)
     owner = owner_to_stamp(
@@ -56,9 +62,16 @@ def stamp_owner(
 
 
 async def check_sandbox(
-    *, operation: str, body: kopf.Body, old: Any, userinfo: Mapping[str, Any], dryrun: bool,
-    memo: kopf.Memo, index_class: kopf.Index[str, Any], **_: Any,
-) -> None:  # fmt: skip
+    *,
+    operation: str,
+    body: kopf.Body,
+    old: Any,
+    userinfo: Mapping[str, Any],
+    dryrun: bool,
+    memo: kopf.Memo,
+    index_class: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
     """Refuse owner changes, immutable-field changes, class-limit breaches and over-budget."""
     config: OperatorConfig = memo.config
     try:

@@ -153,18 +153,29 @@ class KubeClient:
         url = self.url(api_version, kind, namespace, name, subresource)
         return await self._call("PATCH", url, dict(patch), "application/merge-patch+json")
 
-    async def ensure(self, obj: Mapping[str, Any], patch: Mapping[str, Any] | None) -> Outcome:
+    async def ensure(
+        self, obj: Mapping[str, Any], patch: Mapping[str, Any] | None, *, exists: bool = False
+    ) -> Outcome:
         """Create obj; if it is there already (409), merge-patch it with `patch` (None: leave it).
 
         Restart-safe: a retry after a crash between two creates finds the first child in place.
+        `exists` is a hint (the object is probably there): patch first and create on 404, one
+        request instead of two.
         """
+        meta = obj["metadata"]
+        if exists and patch is not None:
+            try:
+                await self.patch(obj["apiVersion"], obj["kind"], meta.get("namespace"),
+                                 meta["name"], patch)  # fmt: skip
+                return "patched"
+            except NotFound:
+                pass
         try:
             await self.create(obj)
             return "created"
         except AlreadyExists:
             if patch is None:
                 return "unchanged"
-        meta = obj["metadata"]
         await self.patch(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], patch)
         return "patched"
 

@@ -8,15 +8,16 @@ labels), never from what we asked for, and is written only when it changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 from pydantic import ValidationError
 
-from sandboxer import GROUP, VERSION
+from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.api.sandbox import ExperimentSandboxStatus
 from sandboxer.api.sandboxclass import SandboxClassSpec
-from sandboxer.controller.children import desired_children
+from sandboxer.controller.children import Child, desired_children
+from sandboxer.controller.kube import KubeClient
 from sandboxer.manifests.exposure import exposure_url
 from sandboxer.manifests.inputs import Sandbox
 from sandboxer.manifests.labels import SANDBOX_LABEL
@@ -41,10 +42,14 @@ def index_child(
     *, body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> Any:
     # Small copies: only what status derivation reads.
-    keep = {"metadata": {"name": body.metadata.name,
-                         "deletionTimestamp": body.metadata.get("deletionTimestamp")},
-            "spec": {"nodeName": body.spec.get("nodeName"), "replicas": body.spec.get("replicas")},
-            "status": dict(body.status)}  # fmt: skip
+    keep = {
+        "metadata": {
+            "name": body.metadata.name,
+            "deletionTimestamp": body.metadata.get("deletionTimestamp"),
+        },
+        "spec": {"nodeName": body.spec.get("nodeName"), "replicas": body.spec.get("replicas")},
+        "status": dict(body.status),
+    }
     return {(namespace, labels[SANDBOX_LABEL]): keep}
 
 
@@ -91,50 +96,91 @@ async def reconcile(
         sandbox = Sandbox.from_body(body)
     except ValidationError as exc:
         _refuse(body, patch, "InvalidSpec", f"The spec cannot work: {exc}", permanent=True)
-    stored = list(index_class.get(sandbox.spec.class_, []))
-    if not stored:
-        _refuse(body, patch, "ClassNotFound",
-                f"SandboxClass {sandbox.spec.class_!r} does not exist; ask the platform team or "
-                "use one listed by `kubectl get sandboxclasses`.",
-                delay=memo.config.class_retry_delay)  # fmt: skip
+    delay = memo.config.class_retry_delay
     try:
-        cls = SandboxClassSpec.model_validate(stored[0])
+        cls = _class(index_class, sandbox.spec.class_)
     except ValidationError as exc:
-        _refuse(body, patch, "InvalidClass", f"SandboxClass {sandbox.spec.class_!r}: {exc}",
-                delay=memo.config.class_retry_delay)  # fmt: skip
+        _refuse(
+            body, patch, "InvalidClass", f"SandboxClass {sandbox.spec.class_!r}: {exc}", delay=delay
+        )
+    if cls is None:
+        _refuse(
+            body,
+            patch,
+            "ClassNotFound",
+            f"SandboxClass {sandbox.spec.class_!r} does not exist; ask the platform team or "
+            "use one listed by `kubectl get sandboxclasses`.",
+            delay=delay,
+        )
     children = desired_children(sandbox, cls, memo.config.ingress_namespaces)
     kopf.adopt([c.obj for c in children], owner=body)
     updating = reason == "update"
-    created = []
-    for child in children:
-        if updating and not child.follows_spec:
-            continue
-        outcome = await memo.kube.ensure(child.obj, child.patch)
-        created += [child.obj["kind"]] if outcome == "created" else []
-        if outcome != "unchanged":
-            log.info(f"{outcome.capitalize()} {child.obj['kind']}", sandbox=sandbox.name,
-                     namespace=sandbox.namespace, child=child.obj["metadata"]["name"])  # fmt: skip
+    # On update only the children that follow the spec can change, and they exist: PATCH them.
+    followers = [c for c in children if c.follows_spec or not updating]
+    created = await _ensure(memo.kube, sandbox, followers, exists=updating)
     if created:
         kopf.event(
             body, type="Normal", reason="Provisioned", message=f"Created {', '.join(created)}."
         )
     if updating and (old or {}).get("spec", {}).get("suspend") != sandbox.spec.suspend:
-        if sandbox.spec.suspend:
-            what, message = "Suspended", "Scaled to zero by spec.suspend; the workspace is kept."
-        else:
-            what, message = "Resumed", "Scaled back to one; the same workspace is mounted."
-        kopf.event(body, type="Normal", reason=what, message=message)
+        _announce_suspend(body, sandbox.spec.suspend)
     changes, _new = _status(sandbox, body.status, cls, index_child_sts, index_child_pod)
     patch.status.update(changes)
 
 
-def _refuse(body: kopf.Body, patch: kopf.Patch, reason: str, message: str, *,
-            permanent: bool = False, delay: float = 30.0) -> Any:  # fmt: skip
+def _class(index_class: kopf.Index[str, Any], name: str) -> SandboxClassSpec | None:
+    stored = list(index_class.get(name, []))
+    return SandboxClassSpec.model_validate(stored[0]) if stored else None
+
+
+async def _ensure(
+    kube: KubeClient, sandbox: Sandbox, children: list[Child], *, exists: bool
+) -> list[str]:
+    """Create-or-patch each child in order; the kinds that were newly created."""
+    created = []
+    for child in children:
+        outcome = await kube.ensure(child.obj, child.patch, exists=exists)
+        if outcome == "created":
+            created.append(child.obj["kind"])
+        if outcome != "unchanged":
+            log.info(
+                f"{outcome.capitalize()} {child.obj['kind']}",
+                sandbox=sandbox.name,
+                namespace=sandbox.namespace,
+                child=child.obj["metadata"]["name"],
+            )
+    return created
+
+
+def _announce_suspend(body: kopf.Body, suspend: bool) -> None:
+    if suspend:
+        what, message = "Suspended", "Scaled to zero by spec.suspend; the workspace is kept."
+    else:
+        what, message = "Resumed", "Scaled back to one; the same workspace is mounted."
+    kopf.event(body, type="Normal", reason=what, message=message)
+
+
+def _refuse(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    reason: str,
+    message: str,
+    *,
+    permanent: bool = False,
+    delay: float = 30.0,
+) -> NoReturn:
     """Ready=False with the reason, a Warning Event, and no hot loop (PermanentError or delay)."""
     current = ExperimentSandboxStatus.model_validate(body.status or {})
     generation = body.metadata.get("generation")
-    new = condition_patch(current, "Ready", "False", reason, message, generation=generation,
-                          phase="Failed" if permanent else "Pending")  # fmt: skip
+    new = condition_patch(
+        current,
+        "Ready",
+        "False",
+        reason,
+        message,
+        generation=generation,
+        phase="Failed" if permanent else "Pending",
+    )
     patch.status.update(status_patch(current, new))
     kopf.warn(body, reason=reason, message=message)
     if permanent:
@@ -161,14 +207,20 @@ async def observe_child(
         sandbox = Sandbox.from_body(raw)
     except ValidationError:
         return  # the sandbox handler reports it
-    stored = list(index_class.get(sandbox.spec.class_, []))
-    cls = SandboxClassSpec.model_validate(stored[0]) if stored else None
+    try:
+        cls = _class(index_class, sandbox.spec.class_)
+    except ValidationError:
+        cls = None  # the sandbox handler reports it; the URL falls back to the Service's
     changes, _new = _status(sandbox, raw.get("status") or {}, cls, index_child_sts, index_child_pod)
     if changes:
         await memo.kube.patch(
-            "sandboxer.io/v1alpha1", "ExperimentSandbox", namespace, sandbox.name,
-            {"status": changes}, subresource="status",
-        )  # fmt: skip
+            API_VERSION,
+            "ExperimentSandbox",
+            namespace,
+            sandbox.name,
+            {"status": changes},
+            subresource="status",
+        )
 
 
 def untyped(fn: Callable[..., Any]) -> Any:
@@ -179,8 +231,9 @@ def untyped(fn: Callable[..., Any]) -> Any:
 def register(registry: kopf.OperatorRegistry) -> None:
     kopf.index(GROUP, VERSION, "sandboxclasses", id="index_class", registry=registry)(index_class)
     kopf.index(*SANDBOXES, id="index_sandbox", registry=registry)(index_sandbox)
-    kopf.index("apps", "v1", "statefulsets", labels=OURS, id="index_child_sts",
-               registry=registry)(index_child)  # fmt: skip
+    kopf.index("apps", "v1", "statefulsets", labels=OURS, id="index_child_sts", registry=registry)(
+        index_child
+    )
     kopf.index("v1", "pods", labels=OURS, id="index_child_pod", registry=registry)(index_child)
     for decorate in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorate(*SANDBOXES, id="reconcile", registry=registry)(untyped(reconcile))

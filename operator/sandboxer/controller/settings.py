@@ -39,17 +39,23 @@ def webhook_server(config: OperatorConfig) -> kopf.WebhookServer:
     if config.dev:
         # Plain HTTP for the embedded API server in the same process; never in a cluster.
         return kopf.WebhookServer(
-            addr=config.webhook_addr, port=config.webhook_port, host=config.webhook_host,
+            addr=config.webhook_addr,
+            port=config.webhook_port,
+            host=config.webhook_host,
             insecure=True,
-        )  # fmt: skip
+        )
     if config.webhook_cert and config.webhook_key:
         certfile, pkeyfile = config.webhook_cert, config.webhook_key
     else:
         certfile, pkeyfile = self_signed(config.webhook_host)
     return kopf.WebhookServer(
-        addr=config.webhook_addr, port=config.webhook_port, host=config.webhook_host,
-        certfile=certfile, pkeyfile=pkeyfile, cafile=certfile,
-    )  # fmt: skip
+        addr=config.webhook_addr,
+        port=config.webhook_port,
+        host=config.webhook_host,
+        certfile=certfile,
+        pkeyfile=pkeyfile,
+        cafile=certfile,
+    )
 
 
 def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
@@ -62,9 +68,12 @@ def resolve_connection(config: OperatorConfig) -> kopf.ConnectionInfo:
     """Explicit server, else the in-cluster service account, else the kubeconfig."""
     if config.server:
         return kopf.ConnectionInfo(
-            server=config.server, token=config.token, ca_data=config.ca_data,
-            insecure=config.insecure or None, default_namespace="default",
-        )  # fmt: skip
+            server=config.server,
+            token=config.token,
+            ca_data=config.ca_data,
+            insecure=config.insecure or None,
+            default_namespace="default",
+        )
     settings = kopf.OperatorSettings()
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
         settings=settings

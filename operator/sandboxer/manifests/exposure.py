@@ -44,8 +44,12 @@ def build_exposure(sandbox: Sandbox, cls: SandboxClassSpec) -> dict[str, Any] | 
         spec: dict[str, Any] = {"rules": [rule]}
         if expose.ingress_class_name:
             spec["ingressClassName"] = expose.ingress_class_name
-        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
-                "spec": spec}  # fmt: skip
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": meta,
+            "spec": spec,
+        }
     parent: dict[str, Any] = {"name": expose.gateway_name or "default"}
     if expose.gateway_namespace:
         parent["namespace"] = expose.gateway_namespace

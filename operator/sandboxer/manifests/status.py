@@ -17,9 +17,14 @@ from sandboxer.manifests.inputs import Sandbox
 
 # Container waiting reasons that will not fix themselves: the user must change something.
 _BROKEN_WAITING = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff",
-     "CreateContainerConfigError"}
-)  # fmt: skip
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+    }
+)
 
 
 def _pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
