@@ -15,12 +15,12 @@ import yaml
 
 from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.controller.config import OperatorConfig
-from tests.integration.test_sandbox_handlers import (
+from tests.integration.emulator import (
     CREATED,
     ESB,
     NS,
     Api,
-    _declare,
+    declare,
     eventually,
     run_operator_thread,
 )
@@ -108,7 +108,7 @@ class Webhooks:
 async def webhooks(
     kmock: kmock.KubernetesEmulator, repo_root: Any
 ) -> AsyncIterator[tuple[Webhooks, RecordingGate]]:
-    _declare(kmock)
+    declare(kmock)
     port = free_port()
     gate = RecordingGate()
     config = OperatorConfig(

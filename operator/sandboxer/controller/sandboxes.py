@@ -35,7 +35,16 @@ def index_class(*, name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, An
 
 
 def index_sandbox(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    return {(namespace, name): {k: dict(body.get(k) or {}) for k in ("metadata", "spec", "status")}}
+    # What status derivation needs; not kopf's annotations (a second copy of the spec).
+    meta = body.metadata
+    keep = {
+        "metadata": {"name": name, "namespace": namespace, "uid": meta.uid,
+                     "generation": meta.get("generation"),
+                     "deletionTimestamp": meta.get("deletionTimestamp")},
+        "spec": dict(body.spec),
+        "status": dict(body.status),
+    }  # fmt: skip
+    return {(namespace, name): keep}
 
 
 def index_child(
