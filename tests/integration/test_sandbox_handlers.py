@@ -7,9 +7,14 @@ The integrator adds the same scenarios through kubectl against the embedded API 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -218,3 +223,31 @@ async def test_gpu_change_rolls_the_pod_template(api: Api, kmock: Any) -> None:
         annotations = after["spec"]["template"]["metadata"]["annotations"]
         assert annotations["sandboxer.io/spec-hash"] != hash_before
         assert limits(after)["memory"] == "256Gi"  # class default per GPU follows
+
+
+async def test_sandboxer_operator_command_provisions(api: Api, kmock: Any, tmp_path: Path) -> None:
+    """`sandboxer operator` as its own process, reading a kubeconfig, stopped by SIGTERM."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "op"}}],
+            "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+            "users": [{"name": "op", "user": {"token": "operator-token"}}],
+        })
+    )  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    code = "from sandboxer.cli import main; main()"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "operator", "--all-namespaces", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
+        sts = await eventually(lambda: api.get(f"{STS}/nb"), within=30)
+        assert sts["spec"]["replicas"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            assert await proc.wait() == 0
