@@ -247,6 +247,9 @@ async def test_sandboxer_operator_command_provisions(api: Api, kmock: Any, tmp_p
         assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
         sts = await eventually(lambda: api.get(f"{STS}/nb"), within=30)
         assert sts["spec"]["replicas"] == 1
+        ours = [r for r in kmock if r.headers.get("User-Agent") == "sandboxer-operator"]
+        assert ours
+        assert {r.headers.get("Authorization") for r in ours} == {"Bearer operator-token"}
     finally:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):
