@@ -40,9 +40,55 @@ def crds(
 
 
 @app.command()
-def operator() -> None:
+def operator(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Namespace (glob) to serve; repeatable."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
+    ] = False,
+    webhook_port: Annotated[
+        int | None, typer.Option(help="Serve the admission webhooks on this port.")
+    ] = None,
+    webhook_host: Annotated[
+        str, typer.Option(help="Host name the API server reaches the webhooks by.")
+    ] = "localhost",
+    webhook_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate for the webhooks (else self-signed).")
+    ] = None,
+    webhook_key: Annotated[Path | None, typer.Option(help="PEM key for --webhook-cert.")] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Plain-HTTP webhooks for the embedded API server.")
+    ] = False,
+    peering: Annotated[
+        bool, typer.Option("--peering", help="HA: run several replicas, one active.")
+    ] = False,
+    liveness: Annotated[
+        str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
+    ] = None,
+) -> None:
     """Run the operator against the current kubeconfig (or in-cluster config)."""
-    _not_yet("operator", 4)
+    import asyncio
+
+    from sandboxer.controller.config import OperatorConfig
+    from sandboxer.controller.runner import run_operator
+    from sandboxer.observability.logging import configure
+
+    if namespace and all_namespaces:
+        raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
+    configure()
+    config = OperatorConfig(
+        namespaces=tuple(namespace or ()),
+        webhook_port=webhook_port,
+        webhook_host=webhook_host,
+        webhook_cert=str(webhook_cert) if webhook_cert else None,
+        webhook_key=str(webhook_key) if webhook_key else None,
+        dev=dev,
+        peering=peering,
+        liveness_endpoint=liveness,
+    )
+    asyncio.run(run_operator(config))
 
 
 @app.command()

@@ -1,0 +1,119 @@
+"""Admission webhooks of ExperimentSandbox: stamp the owner, refuse what cannot be allowed.
+
+The decisions are pure (sandboxer.admission_rules); this module turns AdmissionReview data into
+their inputs and their answers into kopf patches and AdmissionErrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from sandboxer import API_VERSION
+from sandboxer.admission_rules import (
+    BudgetRequest,
+    Operation,
+    Requester,
+    is_operator,
+    owner_to_stamp,
+    validate_sandbox,
+)
+from sandboxer.api.sandbox import ExperimentSandboxSpec
+from sandboxer.api.sandboxclass import SandboxClassSpec
+from sandboxer.controller.config import OperatorConfig
+from sandboxer.controller.sandboxes import SANDBOXES, untyped
+
+OPERATIONS: list[Operation] = ["CREATE", "UPDATE"]
+
+
+def requester(userinfo: Mapping[str, Any], config: OperatorConfig) -> Requester:
+    username = str(userinfo.get("username", ""))
+    groups = tuple(userinfo.get("groups") or ())
+    return Requester(username, groups, is_operator(username, groups, config.operator_users))
+
+
+def _spec(body: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (body or {}).get("spec") or {}
+
+
+def stamp_owner(
+    *,
+    operation: str,
+    body: kopf.Body,
+    old: Any,
+    userinfo: Mapping[str, Any],
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """spec.owner := the authenticated user on CREATE; the stored owner kept on UPDATE."""
+    who = requester(userinfo, memo.config)
+    owner = owner_to_stamp(
+        operation,  # type: ignore[arg-type]
+        _spec(body).get("owner"),
+        _spec(old).get("owner"),
+        who,
+    )
+    if owner is not None and owner != _spec(body).get("owner"):
+        patch.spec["owner"] = owner
+
+
+async def check_sandbox(
+    *,
+    operation: str,
+    body: kopf.Body,
+    old: Any,
+    userinfo: Mapping[str, Any],
+    dryrun: bool,
+    memo: kopf.Memo,
+    index_class: kopf.Index[str, Any],
+    **_: Any,
+) -> None:
+    """Refuse owner changes, immutable-field changes, class-limit breaches and over-budget."""
+    config: OperatorConfig = memo.config
+    try:
+        new_spec = ExperimentSandboxSpec.model_validate(_spec(body))
+        old_spec = ExperimentSandboxSpec.model_validate(_spec(old)) if old else None
+    except ValidationError as exc:
+        raise kopf.AdmissionError(f"Invalid ExperimentSandbox spec: {exc}", code=422) from exc
+    stored = list(index_class.get(new_spec.class_, []))
+    if not stored:
+        # kopf serves webhooks before its indexes are filled: ask the API before refusing.
+        found = await memo.kube.get(API_VERSION, "SandboxClass", None, new_spec.class_)
+        stored = [found["spec"]] if found else []
+    cls = SandboxClassSpec.model_validate(stored[0]) if stored else None
+    who = requester(userinfo, config)
+    errors = validate_sandbox(new_spec, old_spec, new_spec.class_, cls, who)
+    if errors:
+        raise kopf.AdmissionError("; ".join(errors), code=422)
+    # The budget is asked whenever GPUs would start running or grow.
+    starts = not new_spec.suspend and (
+        old_spec is None or old_spec.suspend or new_spec.gpus > old_spec.gpus
+    )
+    if cls is not None and starts and not who.is_operator:
+        decision = await config.budget_gate.check(
+            BudgetRequest(
+                operation=operation,  # type: ignore[arg-type]
+                owner=new_spec.owner or who.username,
+                namespace=body.metadata.namespace or "",
+                name=body.metadata.name or "",
+                class_name=new_spec.class_,
+                gpus=new_spec.gpus,
+                billing_weight=cls.gpu.billing_weight,
+                dry_run=dryrun,  # the gate must not reserve anything for a dry run
+            )
+        )
+        if not decision.allowed:
+            raise kopf.AdmissionError(decision.message or "Over budget.", code=403)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.mutate(*SANDBOXES, id="stamp-owner", operations=OPERATIONS, registry=registry)(
+        untyped(stamp_owner)
+    )
+    kopf.on.validate(*SANDBOXES, id="check-sandbox", operations=OPERATIONS, registry=registry)(
+        untyped(check_sandbox)
+    )

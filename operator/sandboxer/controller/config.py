@@ -1,0 +1,59 @@
+"""The operator's typed settings: built from CLI flags and environment, kept in kopf's memo."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from sandboxer.admission_rules import AllowAllBudgets, BudgetGate
+from sandboxer.manifests.networkpolicy import DEFAULT_INGRESS_NAMESPACES
+
+
+def _env_list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _own_service_account() -> tuple[str, ...]:
+    """In a cluster, the operator's own identity as the API server names it in userInfo."""
+    namespace, account = os.environ.get("POD_NAMESPACE"), os.environ.get("SERVICE_ACCOUNT")
+    if namespace and account:
+        return (f"system:serviceaccount:{namespace}:{account}",)
+    return ()
+
+
+@dataclass
+class OperatorConfig:
+    """Everything the operator can be told; see docs/configuration.md."""
+
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    # Webhooks: None disables the server (the handlers stay registered).
+    webhook_port: int | None = None
+    webhook_host: str = "localhost"  # the name the API server calls us by
+    webhook_addr: str | None = None  # the interface to listen on (None: all)
+    webhook_managed: str | None = "sandboxer.io"  # name of the kopf-managed webhook configurations
+    webhook_cert: str | None = None  # PEM files (e.g. from cert-manager); self-signed when unset
+    webhook_key: str | None = None
+    dev: bool = False  # plain-HTTP webhooks for the embedded API; never in production
+    peering: bool = False  # HA: several replicas, one active (random priority)
+    peering_name: str = "sandboxer"
+    liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    # Connection: explicit server (tests, playground) or kubeconfig/in-cluster when unset.
+    server: str | None = None
+    token: str | None = None
+    ca_data: str | None = None
+    insecure: bool = False
+    # Policy knobs.
+    ingress_namespaces: tuple[str, ...] = field(
+        default_factory=lambda: _env_list(
+            "SANDBOXER_INGRESS_NAMESPACES", DEFAULT_INGRESS_NAMESPACES
+        )
+    )
+    operator_users: tuple[str, ...] = field(
+        default_factory=lambda: _env_list("SANDBOXER_OPERATOR_USERS") + _own_service_account()
+    )
+    class_retry_delay: float = 30.0  # seconds before retrying a sandbox whose class is missing
+    watch_server_timeout: int = 300  # seconds; the API server ends and kopf restarts watches
+    budget_gate: BudgetGate = field(default_factory=AllowAllBudgets)

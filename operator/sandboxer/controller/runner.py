@@ -1,0 +1,59 @@
+"""Run the operator: in its own process (`sandboxer operator`) or inside the playground."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+import kopf
+
+from sandboxer.controller import admission, sandboxes, settings
+from sandboxer.controller.config import OperatorConfig
+from sandboxer.controller.kube import KubeClient
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    """A fresh registry per run, so operators can run one after another (tests, playground).
+
+    Admission handlers only with a webhook server: kopf refuses handlers it cannot serve.
+    """
+    registry = kopf.OperatorRegistry()
+    settings.register(registry)
+    sandboxes.register(registry)
+    if config.webhook_port is not None:
+        admission.register(registry)
+    return registry
+
+
+async def run_operator(
+    config: OperatorConfig,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Run until stop_flag is set (or cancelled); ready_flag is set once kopf is up.
+
+    Give it an event loop of its own (a thread) when an API server lives in the same process:
+    on exit kopf cancels every task started while it ran, the server's request tasks included.
+    threading.Event flags work across the two loops.
+    """
+    connection = settings.resolve_connection(config)
+    kube = KubeClient(connection)
+    memo = kopf.Memo(config=config, connection=connection, kube=kube)
+    try:
+        await kopf.operator(
+            registry=build_registry(config),
+            memo=memo,
+            clusterwide=not config.namespaces,
+            namespaces=config.namespaces,
+            standalone=not config.peering,
+            peering_name=config.peering_name if config.peering else None,  # set = mandatory
+            # HA: distinct random priorities, so one replica leads (equal ones freeze all).
+            priority=random.randint(1, 1_000_000) if config.peering else 0,
+            liveness_endpoint=config.liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await kube.close()

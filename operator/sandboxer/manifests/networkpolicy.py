@@ -1,0 +1,37 @@
+"""NetworkPolicy: the notebook accepts traffic only from its own namespace and the ingress
+controller's namespaces (configurable), so other tenants cannot reach a token-guarded server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sandboxer.manifests.inputs import NOTEBOOK_PORT, Sandbox
+from sandboxer.manifests.labels import sandbox_labels, selector_labels
+
+DEFAULT_INGRESS_NAMESPACES = ("ingress-nginx",)
+
+
+def build_network_policy(
+    sandbox: Sandbox, ingress_namespaces: Sequence[str] = DEFAULT_INGRESS_NAMESPACES
+) -> dict[str, Any]:
+    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # any pod of the sandbox's namespace
+    peers += [
+        # kubernetes.io/metadata.name is set on every namespace by the API server (1.22+).
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+        for ns in ingress_namespaces
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": sandbox.name,
+            "namespace": sandbox.namespace,
+            "labels": sandbox_labels(sandbox.name, sandbox.spec.owner, sandbox.spec.class_),
+        },
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(sandbox.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": NOTEBOOK_PORT}]}],
+        },
+    }

@@ -1,0 +1,146 @@
+"""Admission decisions: owner stamping, immutable fields, class limits with useful messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sandboxer.admission_rules import (
+    AllowAllBudgets,
+    BudgetRequest,
+    Requester,
+    is_operator,
+    owner_to_stamp,
+    validate_sandbox,
+)
+from sandboxer.api.sandbox import ExperimentSandboxSpec
+from tests.sandbox_fixtures import example_class
+
+ALICE = Requester("alice")
+BOB = Requester("bob")
+OPERATOR = Requester("system:serviceaccount:sandboxer:operator", is_operator=True)
+H100 = example_class()
+
+
+def spec(**fields: Any) -> ExperimentSandboxSpec:
+    return ExperimentSandboxSpec.model_validate({"class": "h100", "gpus": 1, **fields})
+
+
+def test_owner_is_stamped_from_the_user_on_create_even_over_a_claimed_owner() -> None:
+    assert owner_to_stamp("CREATE", None, None, ALICE) == "alice"
+    assert owner_to_stamp("CREATE", "bob", None, ALICE) == "alice"
+
+
+def test_operator_may_create_on_behalf_of_someone() -> None:
+    assert owner_to_stamp("CREATE", "alice", None, OPERATOR) is None
+    assert owner_to_stamp("CREATE", None, None, OPERATOR) == OPERATOR.username
+
+
+def test_update_without_owner_keeps_the_stored_owner() -> None:
+    assert owner_to_stamp("UPDATE", None, "alice", BOB) == "alice"
+    assert owner_to_stamp("UPDATE", "alice", "alice", BOB) is None
+    assert owner_to_stamp("UPDATE", "bob", "alice", BOB) is None  # left for the validator
+
+
+def test_bob_cannot_change_alices_owner() -> None:
+    errors = validate_sandbox(spec(owner="bob"), spec(owner="alice"), "h100", H100, BOB)
+    assert len(errors) == 1
+    assert "spec.owner" in errors[0]
+    assert "'alice'" in errors[0]
+    assert "bob" in errors[0]
+
+
+def test_the_operator_may_change_the_owner() -> None:
+    assert validate_sandbox(spec(owner="bob"), spec(owner="alice"), "h100", H100, OPERATOR) == []
+
+
+def test_alice_may_edit_her_own_sandbox() -> None:
+    assert (
+        validate_sandbox(
+            spec(owner="alice", suspend=True), spec(owner="alice"), "h100", H100, ALICE
+        )
+        == []
+    )
+
+
+def test_over_the_gpu_limit_names_the_limit_and_the_fix() -> None:
+    [error] = validate_sandbox(spec(owner="alice", gpus=9), None, "h100", H100, ALICE)
+    assert "spec.gpus" in error
+    assert "maxGpus 8" in error
+    assert "at most 8" in error
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"image": "docker.io/evil/miner"}, ["spec.image", "quay.io/jupyter/*"]),
+        ({"resources": {"cpu": "65"}}, ["spec.resources.cpu", "at most 64"]),
+        ({"resources": {"memory": "1Ti"}}, ["spec.resources.memory", "512Gi"]),
+        ({"storage": {"size": "2Ti"}}, ["spec.storage.size", "1Ti"]),
+        ({"idle": {"after": "5h"}}, ["spec.idle.after", "4h"]),
+        ({"idle": {"disabled": True}}, ["spec.idle.disabled", "opting out"]),
+        ({"lifetime": "200h"}, ["spec.lifetime", "168h"]),
+        ({"env": [{"name": "JUPYTER_TOKEN", "value": "x"}]}, ["JUPYTER_TOKEN"]),
+    ],
+)
+def test_class_limits(fields: dict[str, Any], words: list[str]) -> None:
+    errors = validate_sandbox(spec(owner="alice", **fields), None, "h100", H100, ALICE)
+    assert len(errors) == 1, errors
+    for word in words:
+        assert word in errors[0]
+
+
+def test_allowed_images_and_defaults_pass() -> None:
+    ok = spec(
+        owner="alice",
+        image="quay.io/jupyter/scipy-notebook:2024",
+        gpus=8,
+        resources={"cpu": "64"},
+        idle={"after": "4h"},
+        lifetime="168h",
+    )
+    assert validate_sandbox(ok, None, "h100", H100, ALICE) == []
+
+
+def test_class_and_storage_are_immutable() -> None:
+    old = spec(owner="alice", storage={"size": "200Gi"})
+    errors = validate_sandbox(
+        spec(owner="alice", storage={"size": "150Gi"}), old, "h100", H100, ALICE
+    )
+    assert errors == [
+        "spec.storage.size: cannot shrink the workspace from 200Gi to 150Gi; volumes only grow, "
+        "so keep at least 200Gi"
+    ]
+    new_class = spec(owner="alice", **{"class": "a100"})
+    [error] = validate_sandbox(new_class, spec(owner="alice"), "a100", H100, ALICE)
+    assert "spec.class" in error
+    assert "create a new sandbox" in error
+    # Dropping an explicit size back to a smaller class default is a shrink too.
+    assert validate_sandbox(spec(owner="alice"), old, "h100", H100, ALICE)
+
+
+def test_unknown_class_refused_on_create_only() -> None:
+    [error] = validate_sandbox(spec(owner="alice"), None, "h100", None, ALICE)
+    assert "does not exist" in error
+    assert "kubectl get sandboxclasses" in error
+    suspend = spec(owner="alice", suspend=True)
+    assert validate_sandbox(suspend, spec(owner="alice"), "h100", None, ALICE) == []
+
+
+def test_unchanged_sandbox_stays_editable_after_the_class_tightens() -> None:
+    tight = example_class(maxGpus=1)
+    old = spec(owner="alice", gpus=4)
+    assert validate_sandbox(old, old, "h100", tight, ALICE) == []
+
+
+def test_operator_identity_by_user_or_group() -> None:
+    users = ["system:serviceaccount:sandboxer:operator", "system:masters"]
+    assert is_operator("system:serviceaccount:sandboxer:operator", [], users)
+    assert is_operator("admin", ["system:masters"], users)
+    assert not is_operator("alice", ["system:authenticated"], users)
+
+
+async def test_default_budget_gate_allows() -> None:
+    request = BudgetRequest("CREATE", "alice", "team-a", "nb", "h100", 1, 1.0, dry_run=False)
+    assert (await AllowAllBudgets().check(request)).allowed
