@@ -13,6 +13,7 @@ import pytest
 
 from sandboxer.devcluster.binaries import kubectl as kubectl_binary
 from sandboxer.devcluster.cluster import DevCluster
+from sandboxer.devcluster.playground import Playground
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,9 +51,32 @@ def kubeconfig(devcluster: DevCluster, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    return kubectl_runner(kubeconfig, tmp_path / "kube-cache")
+
+
+@pytest.fixture
+async def playground(tmp_path: Path) -> AsyncIterator[Playground]:
+    """The whole playground (two 4-GPU H100 nodes, operator, agents) with short intervals."""
+    async with Playground(
+        nodes=2,
+        gpus_per_node=4,
+        sample_interval=0.2,
+        report_interval=0.5,
+        ledger_dir=tmp_path / "ledger",
+        kubeconfig=tmp_path / "playground.kubeconfig",
+    ) as pg:
+        yield pg
+
+
+@pytest.fixture
+def pg_kubectl(playground: Playground, tmp_path: Path) -> Kubectl:
+    """The real kubectl against the playground."""
+    return kubectl_runner(playground.kubeconfig_path, tmp_path / "kube-cache")
+
+
+def kubectl_runner(kubeconfig: Path, cache: Path) -> Kubectl:
     """Run the real kubectl without blocking the loop the cluster serves on."""
     binary = str(kubectl_binary())
-    cache = tmp_path / "kube-cache"
 
     async def run(
         *args: str, user: str = "admin", input: str | None = None, check: bool = True

@@ -48,15 +48,17 @@ class DevCluster:
         port: int = 0,
         bookmark_interval: float = 60.0,
         clock: Callable[[], datetime.datetime] = _utcnow,
+        container_start: float = 0.0,
     ) -> None:
         self.host, self._port = host, port
         self.engine = Engine(clock=clock)
         self.users = Users.defaults()
         self.tls = tls.issue((host, "localhost"))
         self.http = HttpApi(self.engine, self.users, bookmark_interval=bookmark_interval)
-        self.scheduler = Scheduler(self.engine)
+        self.scheduler = Scheduler(self.engine, container_start=container_start)
         self.statefulsets = StatefulSetController(self.engine)
         self.companions: list[Companion] = []
+        self.node_specs: dict[str, NodeSpec] = {}  # simulated GPU nodes by name
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: aiohttp.web.ServerRunner | None = None
         self._emulator: DevEmulator | None = None
@@ -159,6 +161,7 @@ class DevCluster:
     ) -> dict[str, Any]:
         spec = NodeSpec(name, model, gpus, mig_profile, cpu, memory, taints, dict(labels or {}))
         self.scheduler.add_node(spec)
+        self.node_specs[name] = spec
         return self.engine.put_system(NODES, build_node(spec))
 
     def add_user(self, name: str, groups: tuple[str, ...]) -> str:

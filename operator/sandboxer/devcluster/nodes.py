@@ -42,19 +42,23 @@ class NodeSpec:
     def gpu_uuids(self) -> list[str]:
         return [f"GPU-{uuid.uuid5(_NS, f'{self.name}/{i}')}" for i in range(self.gpus)]
 
+    def mig_uuids(self, gpu_uuid: str) -> list[str]:
+        """The MIG devices of one GPU (none when the node is not partitioned)."""
+        if not self.mig_profile:
+            return []
+        if self.mig_profile not in MIG_SLICES:
+            known = ", ".join(MIG_SLICES)
+            raise ValueError(f"unknown MIG profile {self.mig_profile!r}; known: {known}")
+        return [
+            f"MIG-{uuid.uuid5(_NS, f'{gpu_uuid}/{self.mig_profile}/{i}')}"
+            for i in range(MIG_SLICES[self.mig_profile])
+        ]
+
     def devices(self) -> dict[str, list[str]]:
         gpus = self.gpu_uuids()
         if not self.mig_profile:
             return {"nvidia.com/gpu": gpus}
-        if self.mig_profile not in MIG_SLICES:
-            known = ", ".join(MIG_SLICES)
-            raise ValueError(f"unknown MIG profile {self.mig_profile!r}; known: {known}")
-        slices = [
-            f"MIG-{uuid.uuid5(_NS, f'{gpu}/{self.mig_profile}/{i}')}"
-            for gpu in gpus
-            for i in range(MIG_SLICES[self.mig_profile])
-        ]
-        return {self.gpu_resource: slices}
+        return {self.gpu_resource: [mig for gpu in gpus for mig in self.mig_uuids(gpu)]}
 
 
 def product(model: str) -> str:

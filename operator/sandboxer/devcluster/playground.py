@@ -1,31 +1,164 @@
-"""`sandboxer dev`: the dev cluster with simulated GPU nodes, until interrupted."""
+"""The playground: the dev cluster, the real operator and one real agent per simulated GPU node.
+
+    async with Playground(nodes=2, gpus_per_node=8) as pg:
+        ...  # kubectl --kubeconfig {pg.kubeconfig_path} --user alice apply -f examples/sandbox.yaml
+
+`sandboxer dev` serves one until interrupted; the demo, tests and benchmarks drive it directly.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import yaml
 
 from sandboxer.devcluster.cluster import Companion, DevCluster
+from sandboxer.devcluster.nodeagents import NodeAgents
+from sandboxer.devcluster.operatorthread import OperatorThread, playground_config
+from sandboxer.devcluster.store import ResKey
+
+# Repository checkout (editable install): examples/ sits beside operator/.
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+ADMIN_KINDS = ("SandboxClass", "ComputeBudget", "RateCard")  # what `admin` applies at start
+WEBHOOK_CONFIGS: tuple[ResKey, ...] = (
+    ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
+    ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"),
+)
 
 
-def default_companions() -> list[Companion]:
-    """What runs beside the API server in the playground (the operator and node agents join
-    here as they land)."""
-    return []
+def example_objects(directory: Path) -> list[dict[str, Any]]:
+    """Classes, budgets and rate cards from `directory/*.yaml` (sandboxes are the users' part)."""
+    docs = (
+        d for path in sorted(directory.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text())
+    )
+    return [d for d in docs if isinstance(d, dict) and d.get("kind") in ADMIN_KINDS]
+
+
+class Playground:
+    """Async context manager: everything `sandboxer dev` runs, torn down on exit."""
+
+    def __init__(
+        self,
+        nodes: int = 2,
+        gpus_per_node: int = 8,
+        gpu_model: str = "H100",
+        *,
+        sample_interval: float = 2.0,
+        report_interval: float = 5.0,
+        ledger_dir: Path = Path(".sandboxer/ledger"),
+        kubeconfig: Path | None = None,
+        examples: Path | None = EXAMPLES,
+        operator: bool = True,
+        agents: bool = True,
+        container_start: float = 0.5,
+        companions: Sequence[Companion] = (),
+    ) -> None:
+        self.nodes, self.gpus_per_node, self.gpu_model = nodes, gpus_per_node, gpu_model
+        self.ledger_dir = ledger_dir
+        self.examples = examples
+        self.cluster = DevCluster(container_start=container_start)
+        for companion in companions:
+            self.cluster.add_companion(companion)
+        self._scratch = tempfile.TemporaryDirectory(prefix="sandboxer-dev-")
+        scratch = Path(self._scratch.name)
+        self.kubeconfig_path = kubeconfig or scratch / "kubeconfig"
+        self.agents = (
+            NodeAgents(
+                self.cluster,
+                scratch,
+                sample_interval=sample_interval,
+                report_interval=report_interval,
+            )
+            if agents
+            else None
+        )
+        self._with_operator = operator
+        self.operator: OperatorThread | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        cluster = self.cluster
+        await cluster.start()
+        cluster.load_crds()
+        for index in range(self.nodes):
+            cluster.add_gpu_node(f"gpu-node-{index}", gpus=self.gpus_per_node, model=self.gpu_model)
+        if self.examples is not None and self.examples.is_dir():
+            for obj in example_objects(self.examples):
+                await cluster.apply(obj, user="admin")
+        # TODO(integrator): hand ledger_dir to the operator once OperatorConfig has a field.
+        self.ledger_dir.mkdir(parents=True, exist_ok=True)
+        cluster.write_kubeconfig(self.kubeconfig_path)
+        if self.agents is not None:
+            await self.agents.start()
+        if self._with_operator:
+            self.operator = OperatorThread(playground_config(cluster))
+            await self.operator.start()
+            await self._webhooks_registered()
+
+    async def _webhooks_registered(self) -> None:
+        """kopf creates its webhook configurations after it reports ready; users' first
+        requests must already be stamped and checked."""
+        store = self.cluster.engine.store
+
+        def registered() -> bool:
+            return all(
+                any(o.get("webhooks") for o in store.iter(key, None)) for key in WEBHOOK_CONFIGS
+            )
+
+        async with asyncio.timeout(30):
+            while not registered():  # noqa: ASYNC110 - kopf gives no signal for this
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self.operator is not None:
+            operator, self.operator = self.operator, None
+            await operator.stop()
+        if self.agents is not None:
+            await self.agents.stop()
+        await self.cluster.stop()
+        with contextlib.suppress(OSError):
+            self._scratch.cleanup()
 
 
 def instructions(kubeconfig: Path, url: str, nodes: int, gpus: int, model: str) -> str:
+    kc = f"kubectl --kubeconfig {kubeconfig}"
+    suspend = '\'{"spec":{"suspend":true}}\''
     return "\n".join(
         [
-            f"Sandboxer dev cluster is serving at {url}",
-            f"  {nodes} simulated node(s) with {gpus} x {model} GPU(s) each",
+            f"Sandboxer playground is serving at {url}",
+            f"  {nodes} simulated node(s), {gpus} x {model} GPU(s) and a metering agent each",
+            "  the operator runs in-process; example classes, budgets and rate card are applied",
             f"  kubeconfig written to {kubeconfig} (users: admin, alice, bob)",
             "",
             "Try:",
-            f"  kubectl --kubeconfig {kubeconfig} apply -f examples/class-h100.yaml",
-            f"  kubectl --kubeconfig {kubeconfig} --user alice apply -f examples/sandbox.yaml",
-            f"  kubectl --kubeconfig {kubeconfig} --user alice get esb",
+            f"  {kc} --user alice apply -f examples/sandbox.yaml",
+            f"  {kc} --user alice wait --for=condition=Ready esb/my-notebook",
+            f"  {kc} --user alice get esb",
+            f"  {kc} --user alice annotate esb/my-notebook sim.sandboxer.io/gpu-utilization=80",
+            f"  {kc} --user alice patch esb/my-notebook --type merge -p {suspend}",
+            f"  {kc} get gpunodereports -o yaml",
+            f"  {kc} get computebudgets",
             "",
             "No RBAC is evaluated: every user may do everything. Press Ctrl-C to stop.",
         ]
@@ -38,17 +171,20 @@ async def serve(
     gpus_per_node: int = 8,
     gpu_model: str = "H100",
     *,
-    companions: Sequence[Companion] | None = None,
+    sample_interval: float = 2.0,
+    report_interval: float = 5.0,
+    ledger_dir: Path = Path(".sandboxer/ledger"),
     stop: asyncio.Event | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
-    cluster = DevCluster()
-    for companion in default_companions() if companions is None else companions:
-        cluster.add_companion(companion)
-    async with cluster:
-        cluster.load_crds()
-        for index in range(nodes):
-            cluster.add_gpu_node(f"gpu-node-{index}", gpus=gpus_per_node, model=gpu_model)
-        cluster.write_kubeconfig(kubeconfig)
-        echo(instructions(kubeconfig, cluster.url, nodes, gpus_per_node, gpu_model))
+    async with Playground(
+        nodes,
+        gpus_per_node,
+        gpu_model,
+        sample_interval=sample_interval,
+        report_interval=report_interval,
+        ledger_dir=ledger_dir,
+        kubeconfig=kubeconfig,
+    ) as pg:
+        echo(instructions(kubeconfig, pg.cluster.url, nodes, gpus_per_node, gpu_model))
         await (stop or asyncio.Event()).wait()

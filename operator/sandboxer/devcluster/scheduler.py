@@ -52,8 +52,11 @@ class _Node:
 
 
 class Scheduler:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, container_start: float = 0.0) -> None:
         self.engine = engine
+        # Seconds a bound pod spends in ContainerCreating before it runs (0: at once). Real
+        # kubelets take seconds; the playground uses a little so a controller sees both steps.
+        self.container_start = container_start
         self._nodes: dict[str, _Node] = {}
         self._pending: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
         self._wake = asyncio.Event()
@@ -242,8 +245,22 @@ class Scheduler:
             "qosClass": "Burstable",
         }
         bound = {**pod, "spec": {**spec, "nodeName": node_name}, "status": status}
-        self.engine.put_system(PODS, bound)
+        if self.container_start > 0:
+            self.engine.put_system(PODS, {**bound, "status": _creating(status)})
+            asyncio.get_running_loop().call_later(self.container_start, self._run_containers, bound)
+        else:
+            self.engine.put_system(PODS, bound)
         self._notify(node_name)
+
+    def _run_containers(self, bound: dict[str, Any]) -> None:
+        """The containers of a bound pod started: Running and Ready (if it is still there)."""
+        meta = bound["metadata"]
+        current = self.engine.store.get(PODS, meta.get("namespace", ""), meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return
+        if current["metadata"].get("deletionTimestamp"):
+            return
+        self.engine.put_system(PODS, {**current, "status": bound["status"]})
 
     def _mark_unschedulable(self, pod: dict[str, Any], message: str) -> None:
         status = pod.get("status") or {}
@@ -294,3 +311,18 @@ class Scheduler:
             "count": count,
         }
         self.engine.put_system(EVENTS, event)
+
+
+def _creating(running: dict[str, Any]) -> dict[str, Any]:
+    """What the kubelet reports between binding and the containers running."""
+    waiting = {"waiting": {"reason": "ContainerCreating"}}
+    statuses = [
+        {**c, "ready": False, "started": False, "state": waiting, "containerID": ""}
+        for c in running.get("containerStatuses", [])
+    ]
+    conditions = [
+        {**c, "status": "True" if c["type"] in ("PodScheduled", "Initialized") else "False"}
+        for c in running["conditions"]
+    ]
+    kept = {k: v for k, v in running.items() if k not in ("podIP", "podIPs")}
+    return {**kept, "phase": "Pending", "conditions": conditions, "containerStatuses": statuses}

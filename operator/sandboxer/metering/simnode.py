@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from sandboxer.metering.agent import Agent, AgentConfig, PodDirectory, Publisher
 from sandboxer.metering.podresources.client import PodResourcesClient
 from sandboxer.metering.podresources.fake_kubelet import FakeKubelet
 from sandboxer.metering.podresources.model import PodAllocation, devices_by_holder
-from sandboxer.metering.simulated import SimulatedNVML, UtilizationSource, make_gpus
+from sandboxer.metering.simulated import SimGPU, SimulatedNVML, UtilizationSource, make_gpus
 
 PodUtilization = Callable[[str, str], float | None]  # (namespace, pod name) -> percent
 
@@ -45,7 +45,7 @@ class SimulatedNode:
         pod_utilization: PodUtilization,
         publisher: Publisher,
         pod_uids: PodDirectory | None = None,
-        gpus: int = 8,
+        gpus: int | Sequence[SimGPU] = 8,
         model: str = "NVIDIA H100 80GB HBM3",
         migs_per_gpu: int = 0,
         sample_interval: float = 10.0,
@@ -54,9 +54,13 @@ class SimulatedNode:
         self.node = node
         self.socket_path = str(socket_path)
         self._allocations = allocations
-        self.nvml = SimulatedNVML(
+        # Explicit devices let the playground use the UUIDs its scheduler hands out.
+        devices = (
             make_gpus(gpus, model=model, node=node, migs_per_gpu=migs_per_gpu)
+            if isinstance(gpus, int)
+            else list(gpus)
         )
+        self.nvml = SimulatedNVML(devices)
         self.nvml.set_source(
             pod_utilization_source(lambda: devices_by_holder(self._allocations()), pod_utilization)
         )

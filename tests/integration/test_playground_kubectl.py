@@ -1,0 +1,170 @@
+"""The engineer's flow through the real kubectl against the whole playground: the embedded API,
+the real operator (webhooks registered in the API's admission) and a real agent per node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from sandboxer.devcluster.playground import Playground
+from tests.integration.conftest import ROOT, Kubectl, Result
+
+SANDBOX = str(ROOT / "examples" / "sandbox.yaml")
+CLASS = str(ROOT / "examples" / "class-h100.yaml")
+
+
+def manifest(name: str, gpus: int, annotations: dict[str, str] | None = None) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "sandboxer.io/v1alpha1",
+            "kind": "ExperimentSandbox",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"class": "h100", "gpus": gpus},
+        }
+    )
+
+
+async def get(kubectl: Kubectl, *what: str, user: str = "alice") -> Any:
+    return (await kubectl("get", *what, "-o", "json", user=user)).json()
+
+
+async def names(kubectl: Kubectl, kind: str) -> list[str]:
+    listed = await get(kubectl, kind, "-l", "sandboxer.io/sandbox=my-notebook")
+    return [item["metadata"]["name"] for item in listed["items"]]
+
+
+async def wait(kubectl: Kubectl, *args: str, within: int = 30) -> Result:
+    return await kubectl("wait", *args, f"--timeout={within}s", user="alice")
+
+
+async def test_alice_applies_waits_suspends_resumes_and_deletes(pg_kubectl: Kubectl) -> None:
+    kubectl = pg_kubectl
+    await kubectl("apply", "-f", CLASS)  # admin; already there from the examples: unchanged
+    await kubectl("apply", "-f", SANDBOX, user="alice")
+    await wait(kubectl, "--for=condition=Ready", "esb/my-notebook")
+
+    esb = await get(kubectl, "esb", "my-notebook")
+    assert esb["spec"]["owner"] == "alice"  # stamped by the mutating webhook
+    sts = await get(kubectl, "sts", "my-notebook")
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["runAsNonRoot"] is True
+    assert sts["spec"]["template"]["spec"]["securityContext"]["seccompProfile"] == {
+        "type": "RuntimeDefault"
+    }
+    for kind in ("svc", "secret", "pvc", "netpol"):
+        assert await names(kubectl, kind), f"no {kind} for my-notebook"
+    assert await names(kubectl, "pods") == ["my-notebook-0"]
+    pvc_uid = (await get(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"]
+
+    # bob cannot take the sandbox over.
+    refused = await kubectl(
+        "patch", "esb", "my-notebook", "--type", "merge", "-p", '{"spec":{"owner":"bob"}}',
+        user="bob", check=False,
+    )  # fmt: skip
+    assert refused.rc != 0
+    assert "denied the request" in refused.stderr
+    assert "cannot be changed" in refused.stderr and "'alice'" in refused.stderr
+    assert (await get(kubectl, "esb", "my-notebook"))["spec"]["owner"] == "alice"
+
+    # Suspend: the pod goes, the workspace stays.
+    suspend = '{"spec":{"suspend":true}}'
+    await kubectl("patch", "esb", "my-notebook", "--type", "merge", "-p", suspend, user="alice")
+    await wait(kubectl, "--for=condition=Suspended", "esb/my-notebook")
+    await wait(kubectl, "--for=delete", "pod/my-notebook-0")
+    assert (await get(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"] == pvc_uid
+
+    # Resume: the same claim comes back mounted.
+    resume = '{"spec":{"suspend":false}}'
+    await kubectl("patch", "esb", "my-notebook", "--type", "merge", "-p", resume, user="alice")
+    await wait(kubectl, "--for=condition=Ready", "esb/my-notebook")
+    pod = await get(kubectl, "pod", "my-notebook-0")
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+              if "persistentVolumeClaim" in v]  # fmt: skip
+    assert claims == ["my-notebook-workspace"]
+    assert (await get(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"] == pvc_uid
+
+    # Delete cascades to every child through owner references.
+    await kubectl("delete", "esb", "my-notebook", "--wait=true", user="alice")
+    for kind in ("sts", "svc", "secret", "pvc", "netpol", "pods"):
+        await wait(kubectl, "--for=delete", kind, "-l", "sandboxer.io/sandbox=my-notebook")
+        assert await names(kubectl, kind) == [], kind
+
+
+async def test_over_the_class_limit_is_refused_naming_it(pg_kubectl: Kubectl) -> None:
+    result = await pg_kubectl(
+        "apply", "-f", "-", user="alice", input=manifest("too-big", 9), check=False
+    )
+    assert result.rc != 0
+    assert "maxGpus 8" in result.stderr and "ask for at most 8" in result.stderr
+    listed = await get(pg_kubectl, "esb")
+    assert listed["items"] == []
+
+
+async def test_more_gpus_than_any_node_keeps_the_pod_pending(pg_kubectl: Kubectl) -> None:
+    # Within the class (8) but above every node (4 each).
+    await pg_kubectl("apply", "-f", "-", user="alice", input=manifest("huge", 8))
+    await wait(pg_kubectl, "--for=condition=PodScheduled=False", "pod/huge-0")
+    pod = await get(pg_kubectl, "pod", "huge-0")
+    assert pod["status"]["phase"] == "Pending"
+    (scheduled,) = pod["status"]["conditions"]
+    assert scheduled["reason"] == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in scheduled["message"]
+
+
+@pytest.mark.xfail(
+    reason="controller race (timing-dependent): reconcile's status patch, computed before the "
+    "pod existed, can land after observe_child wrote Scheduled=False and overwrite it",
+)
+async def test_more_gpus_than_any_node_reports_insufficient_gpu(pg_kubectl: Kubectl) -> None:
+    await pg_kubectl("apply", "-f", "-", user="alice", input=manifest("huge", 8))
+    await wait(pg_kubectl, "--for=condition=Scheduled=False", "esb/huge", within=5)
+    esb = await get(pg_kubectl, "esb", "huge")
+    scheduled = next(c for c in esb["status"]["conditions"] if c["type"] == "Scheduled")
+    assert scheduled["reason"] == "InsufficientGPU"
+    assert "Insufficient nvidia.com/gpu" in scheduled["message"]
+
+
+async def test_agent_reports_count_busy_time_from_the_annotation(
+    playground: Playground, pg_kubectl: Kubectl
+) -> None:
+    busy = manifest("busy", 1, {"sim.sandboxer.io/gpu-utilization": "80"})
+    await pg_kubectl("apply", "-f", "-", user="alice", input=busy)
+    await wait(pg_kubectl, "--for=condition=Ready", "esb/busy")
+    pod = await get(pg_kubectl, "pod", "busy-0")
+    node, uid = pod["spec"]["nodeName"], pod["metadata"]["uid"]
+    (allocation,) = playground.cluster.allocations(node).values()
+    ((_, (device,)),) = allocation.devices
+
+    async def busy_seconds() -> float:
+        """Busy seconds of the pod on its GPU, as `kubectl get gpunodereports -o yaml` shows."""
+        out = await pg_kubectl("get", "gpunodereports", "-o", "yaml")
+        reports = {r["metadata"]["name"]: r for r in yaml.safe_load(out.stdout)["items"]}
+        for entry in reports[node]["status"].get("pods", []):
+            if entry["uid"] == uid:
+                (gpu,) = entry["gpus"]
+                assert gpu["uuid"] == device  # NVML and the scheduler agree on the device
+                return float(gpu.get("busySeconds", 0.0))
+        return 0.0
+
+    first = await eventually_positive(busy_seconds)
+    second = await eventually_more(busy_seconds, first)
+    assert second > first > 0
+
+
+async def eventually_positive(read: Any, within: float = 20.0) -> float:
+    return await eventually_more(read, 0.0, within)
+
+
+async def eventually_more(read: Any, than: float, within: float = 20.0) -> float:
+    async with asyncio.timeout(within):
+        while (value := await read()) <= than:  # noqa: ASYNC110 - polls through kubectl
+            await asyncio.sleep(0.2)
+    return float(value)
