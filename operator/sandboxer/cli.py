@@ -139,6 +139,13 @@ def dev(
     nodes: Annotated[int, typer.Option(min=1, help="Simulated GPU nodes.")] = 2,
     gpus_per_node: Annotated[int, typer.Option(min=1, help="GPUs per simulated node.")] = 8,
     gpu_model: Annotated[str, typer.Option(help="GPU model of the simulated nodes.")] = "H100",
+    sample_interval: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between the agents' NVML samples.")
+    ] = 2.0,
+    report_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between the agents' GPUNodeReports.")
+    ] = 5.0,
+    ledger: Annotated[Path, typer.Option(help="Ledger directory.")] = Path(".sandboxer/ledger"),
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
     import asyncio
@@ -149,7 +156,18 @@ def dev(
         typer.echo(text)
 
     try:
-        asyncio.run(serve(kubeconfig, nodes, gpus_per_node, gpu_model, echo=echo))
+        asyncio.run(
+            serve(
+                kubeconfig,
+                nodes,
+                gpus_per_node,
+                gpu_model,
+                sample_interval=sample_interval,
+                report_interval=report_interval,
+                ledger_dir=ledger,
+                echo=echo,
+            )
+        )
     except KeyboardInterrupt:
         typer.echo("Stopped the dev cluster.")
 

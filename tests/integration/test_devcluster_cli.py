@@ -16,7 +16,7 @@ async def test_sandboxer_dev_serves_nodes_and_prints_usage(tmp_path: Path) -> No
         sys.executable, "-c",
         "from sandboxer.cli import main; main()",
         "dev", "--kubeconfig", str(config), "--nodes", "3", "--gpus-per-node", "2",
-        "--gpu-model", "A100",
+        "--gpu-model", "A100", "--ledger", str(tmp_path / "ledger"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -177,6 +178,8 @@ async def serve(
     stop: asyncio.Event | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
+    # One access-log line per agent report and kubectl call would bury the operator's lines.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     async with Playground(
         nodes,
         gpus_per_node,
