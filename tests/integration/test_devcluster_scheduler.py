@@ -68,3 +68,25 @@ async def test_freed_gpus_let_a_pending_pod_run() -> None:
         await eventually(lambda: phase(cluster, "second") == "Pending", message="second waits")
         await cluster.engine.delete(cluster.resource("v1", "Pod"), "default", "first")
         await eventually(lambda: phase(cluster, "second") == "Running", message="second runs")
+
+
+async def test_containers_start_a_while_after_binding() -> None:
+    async with DevCluster(container_start=0.2) as cluster:
+        cluster.add_gpu_node("n0", gpus=1, model="H100")
+        await cluster.apply(pod("nb", "nvidia.com/gpu", 1))
+        await eventually(lambda: bool(node_of(cluster, "nb")), message="pod bound")
+        bound = cluster.get("v1", "Pod", "nb", "default") or {}
+        conditions = {c["type"]: c["status"] for c in bound["status"]["conditions"]}
+        assert bound["status"]["phase"] == "Pending"
+        assert conditions["PodScheduled"] == "True" and conditions["Ready"] == "False"
+        waiting = bound["status"]["containerStatuses"][0]["state"]["waiting"]
+        assert waiting["reason"] == "ContainerCreating"
+        assert cluster.allocations("n0")  # the devices are held from binding on
+        await eventually(lambda: phase(cluster, "nb") == "Running", message="containers run")
+        running = cluster.get("v1", "Pod", "nb", "default") or {}
+        assert running["status"]["podIP"]
+
+
+def node_of(cluster: DevCluster, name: str) -> str | None:
+    obj = cluster.get("v1", "Pod", name, "default") or {}
+    return (obj.get("spec") or {}).get("nodeName")
