@@ -45,6 +45,7 @@ class ReadyClock:
 
     def __init__(self, cluster: DevCluster, expected: int) -> None:
         self.applied: dict[str, float] = {}
+        self.admitted: dict[str, float] = {}  # when the API answered the apply
         self.ready: dict[str, float] = {}
         self.expected = expected
         self.all_ready = asyncio.Event()
@@ -59,6 +60,9 @@ class ReadyClock:
             if len(self.ready) >= self.expected:
                 self.all_ready.set()
 
+    def seconds_to_admit(self) -> list[float]:
+        return sorted(self.admitted[n] - self.applied[n] for n in self.admitted)
+
     def seconds_to_ready(self) -> list[float]:
         return sorted(self.ready[n] - self.applied[n] for n in self.ready if n in self.applied)
 
@@ -70,6 +74,7 @@ async def apply_all(cluster: DevCluster, clock: ReadyClock, count: int) -> None:
         obj = sandbox(i)
         clock.applied[obj["metadata"]["name"]] = time.perf_counter()
         await cluster.apply(obj, user="alice")
+        clock.admitted[obj["metadata"]["name"]] = time.perf_counter()
 
     await asyncio.gather(*(one(i) for i in range(count)))
 
