@@ -25,6 +25,7 @@ from sandboxer.api.sandbox import ExperimentSandboxSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.sandboxes import SANDBOXES, untyped
+from sandboxer.loop.snapshot import OWNER_GROUPS_ANNOTATION
 
 OPERATIONS: list[Operation] = ["CREATE", "UPDATE"]
 
@@ -59,6 +60,11 @@ def stamp_owner(
     )
     if owner is not None and owner != _spec(body).get("owner"):
         patch.spec["owner"] = owner
+    if operation == "CREATE" and not who.is_operator:
+        # Group budgets need the owner's groups later too, when no request is in hand.
+        patch.metadata.setdefault("annotations", {})[OWNER_GROUPS_ANNOTATION] = ",".join(
+            sorted(who.groups)
+        )
 
 
 async def check_sandbox(
@@ -104,6 +110,7 @@ async def check_sandbox(
                 gpus=new_spec.gpus,
                 billing_weight=cls.gpu.billing_weight,
                 dry_run=dryrun,  # the gate must not reserve anything for a dry run
+                groups=tuple(who.groups),
             )
         )
         if not decision.allowed:

@@ -57,3 +57,28 @@ class OperatorConfig:
     class_retry_delay: float = 30.0  # seconds before retrying a sandbox whose class is missing
     watch_server_timeout: int = 300  # seconds; the API server ends and kopf restarts watches
     budget_gate: BudgetGate = field(default_factory=AllowAllBudgets)
+    # The accounting / budget / idle loop (controller/loop.py); None ledger_url: loop off.
+    ledger_url: str | None = field(
+        default_factory=lambda: os.environ.get("SANDBOXER_LEDGER_URL") or None
+    )
+    loop_interval: float = 10.0  # seconds between passes
+    usage_refresh: float = 300.0  # least seconds between usage-only status writes per sandbox
+    budget_refresh: float = 60.0  # least seconds between budget status writes
+    unknown_pod_grace: float = 120.0  # hold back reports naming pods not yet indexed
+    hour_close_grace: float = 600.0  # an hour closes this long after it ends at the latest
+    no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
+        default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
+    )
+    export_sink: str | None = field(
+        default_factory=lambda: os.environ.get("SANDBOXER_EXPORT_SINK") or None
+    )
+    export_formats: tuple[str, ...] = field(
+        default_factory=lambda: _env_list("SANDBOXER_EXPORT_FORMATS", ("parquet", "csv"))
+    )
+    metrics_port: int | None = field(
+        default_factory=lambda: (
+            int(os.environ["SANDBOXER_METRICS_PORT"])
+            if os.environ.get("SANDBOXER_METRICS_PORT")
+            else None
+        )
+    )

@@ -31,6 +31,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("httproutes", True),
     (API_VERSION, "ExperimentSandbox"): ("experimentsandboxes", True),
     (API_VERSION, "SandboxClass"): ("sandboxclasses", False),
+    (API_VERSION, "ComputeBudget"): ("computebudgets", False),
 }
 
 Outcome = Literal["created", "patched", "unchanged"]
