@@ -19,6 +19,7 @@ import kopf
 
 from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.admission_rules import BudgetDecision, BudgetRequest
+from sandboxer.api.budget import ComputeBudgetSpec
 from sandboxer.api.nodereport import GPUNodeReportStatus
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.budgets.admission import NoBudgetPolicy
@@ -92,6 +93,19 @@ class SnapshotBuilder:
     def __init__(self) -> None:
         self._views: dict[str, tuple[str, SandboxView | None]] = {}
         self._reports: dict[str, tuple[str, GPUNodeReportStatus | None]] = {}
+        self._specs: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+
+    def _parsed(self, kind: str, name: str, raw: dict[str, Any], model: Any) -> Any:
+        """Parse a class/budget spec once per change, so parsed objects stay identical
+        between passes (the engine caches per-object work on them)."""
+        cached = self._specs.get((kind, name))
+        if cached is None or cached[0] != raw:
+            try:
+                parsed = model.model_validate(raw)
+            except ValueError:
+                parsed = None
+            cached = self._specs[(kind, name)] = (raw, parsed)
+        return cached[1]
 
     def build(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
         snap = Snapshot(now=now)
@@ -109,13 +123,13 @@ class SnapshotBuilder:
             del self._views[uid]
         snap.pods = _one(indexes["index_pod_uid"])
         for name, spec in _one(indexes["index_class"]).items():
-            with contextlib.suppress(ValueError):
-                snap.classes[name] = SandboxClassSpec.model_validate(spec)
-        from sandboxer.api.budget import ComputeBudgetSpec
-
+            cls = self._parsed("class", name, spec, SandboxClassSpec)
+            if cls is not None:
+                snap.classes[name] = cls
         for name, spec in _one(indexes["index_budget"]).items():
-            with contextlib.suppress(ValueError):
-                snap.budgets[name] = ComputeBudgetSpec.model_validate(spec)
+            budget = self._parsed("budget", name, spec, ComputeBudgetSpec)
+            if budget is not None:
+                snap.budgets[name] = budget
         with contextlib.suppress(ValueError):
             snap.rate_card = merged_rate_card(_one(indexes["index_ratecard"]))
         for node, status in _one(indexes["index_report"]).items():

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sandboxer.admission_rules import BudgetDecision, BudgetRequest
-from sandboxer.api.sandbox import SandboxBudget, SandboxUsage
+from sandboxer.api.sandbox import SandboxUsage
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.api.types import Condition, ConditionStatus, get_condition, set_condition
 from sandboxer.budgets import admission as budget_admission
 from sandboxer.budgets import enforcement
 from sandboxer.budgets.admission import NoBudgetPolicy, SandboxRequest
-from sandboxer.budgets.matching import Account, Budget, Person, accounts_for, applicable
+from sandboxer.budgets.matching import Account, Budget, BudgetIndex, Person, accounts_for
 from sandboxer.budgets.periods import Period, period_at
 from sandboxer.budgets.status import (
     AccountStatus,
@@ -45,7 +45,14 @@ from sandboxer.ledger.store import LedgerStore
 from sandboxer.loop.snapshot import COST_CENTER_LABEL, TEAM_LABEL, SandboxView, Snapshot
 from sandboxer.loop.usage import UsageTotals
 from sandboxer.reclaim import idle as idle_signals
-from sandboxer.reclaim.policy import Keep, PolicyError, Reclaim, Warn, effective_policy
+from sandboxer.reclaim.policy import (
+    Keep,
+    PolicyError,
+    Reclaim,
+    ReclaimPolicy,
+    Warn,
+    effective_policy,
+)
 from sandboxer.reclaim.policy import decide as reclaim_decide
 from sandboxer.reclaim.savings import SavingsPolicy, reclaimed_gpu_hours
 
@@ -60,6 +67,9 @@ class LoopSettings:
     budget_refresh: timedelta = timedelta(minutes=1)  # least time between budget status writes
     unknown_pod_grace: timedelta = timedelta(minutes=2)  # wait for the pod index to catch up
     close_grace: timedelta = timedelta(minutes=10)  # hours close this long after their end
+    # Cursors are saved with every closed hour and agent restart, else at most this often:
+    # reports are cumulative, so a restart re-folds from the last save without loss.
+    checkpoint_interval: timedelta = timedelta(minutes=1)
     no_budget: NoBudgetPolicy | None = field(default_factory=NoBudgetPolicy)
     min_runtime: timedelta = timedelta(hours=1)  # admission: refuse if less would be left
     savings: SavingsPolicy = field(default_factory=SavingsPolicy)
@@ -118,6 +128,11 @@ class _SandboxMemory:
     seen_report: tuple[str, int] | None = None
     usage_written_at: datetime | None = None
     warned_for: datetime | None = None  # reclaim time already announced
+    policy: ReclaimPolicy | None = None
+    checked: bool = False  # decided on the current report, policy and start time
+    next_check: datetime | None = None  # when the decision could change without a new report
+    activity_written: idle_signals.Activity | None = None
+    policy_key: tuple[int | None, int] | None = None  # (generation, class object) it is for
 
 
 @dataclass
@@ -130,6 +145,10 @@ class _Derived:
     groups_of: dict[str, frozenset[str]]
     open_rows: list[UsageRow]
     slices: dict[str, list[UsageSlice]] = field(default_factory=dict)
+    index: BudgetIndex = field(default_factory=lambda: BudgetIndex(()))
+
+    def person(self, owner: str, namespace: str) -> Person:
+        return Person(owner, self.groups_of.get(owner, frozenset()), namespace)
 
 
 class Engine:
@@ -147,6 +166,7 @@ class Engine:
         self._last: _Derived | None = None
         self._last_pass: datetime | None = None
         self._loaded = False
+        self._committed_at: datetime | None = None
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -170,7 +190,12 @@ class Engine:
         closed = self.book.close(
             now, self.cursors.node_progress(), snap.rate_card, grace=self.settings.close_grace
         )
-        if closed or result.folded_reports or commit_now:
+        stale = (
+            self._committed_at is None
+            or now - self._committed_at >= self.settings.checkpoint_interval
+        )
+        if closed or commit_now or (result.folded_reports and stale):
+            self._committed_at = now
             checkpoint.commit(self.store, closed, self.cursors, self.book)
             for hour in closed:
                 self.totals.add_closed(hour.rows)
@@ -191,13 +216,15 @@ class Engine:
 
     def _refs(self, snap: Snapshot) -> dict[str, SandboxRef]:
         refs: dict[str, SandboxRef] = {}
+        index = BudgetIndex(Budget(n, s) for n, s in sorted(snap.budgets.items()))
         for pod_uid, key in snap.pods.items():
             sb = snap.sandboxes.get(key)
             cls = snap.classes.get(sb.spec.class_) if sb else None
             if sb is None or cls is None:
                 continue
             labels = snap.namespaces.get(sb.namespace, {})
-            budget = self._budget_name(snap, sb)
+            found = index.budgets_for(Person(sb.owner, sb.owner_groups, sb.namespace))
+            budget = found[0].name if found else None
             team = labels.get(TEAM_LABEL)
             cost_center = labels.get(COST_CENTER_LABEL)
             if budget is not None:  # the budget may name the team / cost centre
@@ -218,12 +245,6 @@ class Engine:
                 budget=budget,
             )
         return refs
-
-    @staticmethod
-    def _budget_name(snap: Snapshot, sb: SandboxView) -> str | None:
-        person = Person(sb.owner, sb.owner_groups, sb.namespace)
-        found = applicable([Budget(n, s) for n, s in sorted(snap.budgets.items())], person)
-        return found[0][0].name if found else None
 
     def _fold(self, snap: Snapshot, refs: Mapping[str, SandboxRef], result: PassResult) -> bool:
         commit_now = False
@@ -259,6 +280,7 @@ class Engine:
     def _derive(self, snap: Snapshot) -> _Derived:
         budgets = [Budget(n, s) for n, s in sorted(snap.budgets.items())]
         running: list[RunningSandbox] = []
+        per_gpu: dict[str, float] = {}  # class -> hourly cost of one GPU, priced once per pass
         groups_of: dict[str, frozenset[str]] = {}
         for sb in snap.sandboxes.values():
             if sb.owner:
@@ -266,6 +288,8 @@ class Engine:
             cls = snap.classes.get(sb.spec.class_)
             if not sb.running or cls is None or sb.spec.gpus == 0:
                 continue
+            if sb.spec.class_ not in per_gpu:
+                per_gpu[sb.spec.class_] = self._hourly_cost(snap, cls, 1)
             running.append(
                 RunningSandbox(
                     uid=sb.uid,
@@ -275,10 +299,13 @@ class Engine:
                     sandbox_class=sb.spec.class_,
                     gpus=sb.spec.gpus,
                     billing_weight=cls.gpu.billing_weight,
-                    hourly_cost=self._hourly_cost(snap, cls, sb.spec.gpus),
+                    hourly_cost=sb.spec.gpus * per_gpu[sb.spec.class_],
                 )
             )
-        return _Derived(snap.now, budgets, running, groups_of, self.book.open_rows(snap.rate_card))
+        return _Derived(
+            snap.now, budgets, running, groups_of, self.book.open_rows(snap.rate_card),
+            index=BudgetIndex(budgets),
+        )  # fmt: skip
 
     @staticmethod
     def _hourly_cost(snap: Snapshot, cls: SandboxClassSpec, gpus: int) -> float:
@@ -309,52 +336,64 @@ class Engine:
         """Statuses, warnings and exhaustion actions; returns each running sandbox's tightest
         account (by sandbox uid) for its status.budget."""
         by_uid = {sb.uid: sb for sb in snap.sandboxes.values()}
+        # Each budget only sees its own members: work grows with sandboxes, not x budgets.
+        members: dict[str, list[RunningSandbox]] = defaultdict(list)
+        for rs in derived.running:
+            for budget in derived.index.budgets_for(derived.person(rs.owner, rs.namespace)):
+                members[budget.name].append(rs)
+        self._count_waiting(snap, derived, waited)
         tightest: dict[str, AccountStatus] = {}
         for budget in derived.budgets:
             period = period_at(budget.spec.period, snap.now)
-            self._count_waiting(snap, budget, period, derived, waited)
+            running = members.get(budget.name, [])
             statuses = account_statuses(
                 budget,
                 period,
-                self._usage_in(derived, period),
-                derived.running,
+                self._budget_slices(derived, budget, period),
+                running,
                 derived.groups_of,
                 snap.now,
                 self.friction,
             )
+            charged: dict[Account, list[RunningSandbox]] = defaultdict(list)
+            for rs in running:
+                for account in accounts_for(budget, derived.person(rs.owner, rs.namespace)):
+                    charged[account].append(rs)
             exhausted: list[Account] = []
             for account, st in statuses.items():
                 actions, self.announced[(budget.name, account)] = enforcement.check(
                     budget, st, self.announced.get((budget.name, account))
                 )
-                charged = self._charged(budget, account, derived)
                 for action in actions:
-                    self._announce(budget, action, charged, by_uid, result, conditions)
+                    self._announce(budget, action, charged[account], by_uid, result, conditions)
                 if st.exhausted:
                     exhausted.append(account)
-                for sb in charged:
-                    best = tightest.get(sb.uid)
+                for rs in charged[account]:
+                    best = tightest.get(rs.uid)
                     if best is None or st.remaining < best.remaining:
-                        tightest[sb.uid] = st
-            for sb, account in enforcement.to_suspend(
-                [budget], exhausted, derived.running, derived.groups_of
-            ):
-                message = (
-                    f"Suspended: {account.describe()} is exhausted for {period.name}; the "
-                    "workspace is kept. Resume after a top-up or in the next period."
-                )
-                suspends.setdefault(sb.uid, ("BudgetExhausted", message))
+                        tightest[rs.uid] = st
+            if exhausted:
+                for rs, account in enforcement.to_suspend(
+                    [budget], exhausted, running, derived.groups_of
+                ):
+                    message = (
+                        f"Suspended: {account.describe()} is exhausted for {period.name}; the "
+                        "workspace is kept. Resume after a top-up or in the next period."
+                    )
+                    suspends.setdefault(rs.uid, ("BudgetExhausted", message))
             self._budget_write(budget, statuses, period, snap.now, result)
         return tightest
 
-    @staticmethod
-    def _charged(budget: Budget, account: Account, derived: _Derived) -> list[RunningSandbox]:
-        out = []
-        for sb in derived.running:
-            person = Person(sb.owner, derived.groups_of.get(sb.owner, frozenset()), sb.namespace)
-            if account in accounts_for(budget, person):
-                out.append(sb)
-        return out
+    def _budget_slices(self, derived: _Derived, budget: Budget, period: Period) -> list[UsageSlice]:
+        """The period's usage slices of this budget's members (grouped once per period)."""
+        if f"{budget.name}/{period.name}" not in derived.slices:
+            groups: dict[str, list[UsageSlice]] = defaultdict(list)
+            for s in self._usage_in(derived, period):
+                for b in derived.index.budgets_for(derived.person(s.owner, s.namespace)):
+                    groups[b.name].append(s)
+            for b in derived.budgets:
+                derived.slices[f"{b.name}/{period.name}"] = groups.get(b.name, [])
+        return derived.slices[f"{budget.name}/{period.name}"]
 
     def _announce(
         self,
@@ -402,17 +441,16 @@ class Engine:
                 NotifyIntent(budget.spec.notify.webhook_url, notify.budget_payload(action))
             )
 
-    def _count_waiting(
-        self, snap: Snapshot, budget: Budget, period: Period, derived: _Derived, waited: float
-    ) -> None:
-        """Friction: time sandboxes of this budget's accounts spent waiting for GPUs."""
+    def _count_waiting(self, snap: Snapshot, derived: _Derived, waited: float) -> None:
+        """Friction: time sandboxes spent waiting for GPUs, on every account they charge."""
         if waited <= 0:
             return
         for sb in snap.sandboxes.values():
-            if sb.running and sb.condition("Scheduled") == ("False", "InsufficientGPU"):
-                person = Person(
-                    sb.owner, derived.groups_of.get(sb.owner, frozenset()), sb.namespace
-                )
+            if not sb.running or sb.condition("Scheduled") != ("False", "InsufficientGPU"):
+                continue
+            person = derived.person(sb.owner, sb.namespace)
+            for budget in derived.index.budgets_for(person):
+                period = period_at(budget.spec.period, snap.now)
                 self.friction.waited(period.name, accounts_for(budget, person), waited)
 
     def _budget_write(
@@ -471,21 +509,31 @@ class Engine:
                 continue
             if mem.started_at != started:  # started or resumed: a full idle window again
                 mem.started_at, mem.activity, mem.warned_for = started, None, None
-            try:
-                policy = effective_policy(sb.spec.class_, cls, sb.spec)
-            except PolicyError:
-                continue  # refused at admission; an older sandbox keeps running unreclaimed
+                mem.checked = False
+            if mem.policy_key != (sb.generation, id(cls)):
+                mem.checked = False
+                try:
+                    mem.policy = effective_policy(sb.spec.class_, cls, sb.spec)
+                except PolicyError:
+                    mem.policy = None  # refused at admission; an older sandbox is not reclaimed
+                mem.policy_key = (sb.generation, id(cls))
+            policy = mem.policy
+            if policy is None:
+                continue
             report = snap.reports.get(sb.status.node or "")
             pod_uid = pod_of.get(sb.uid)
             if report is not None and pod_uid is not None and report.reported_at is not None:
                 mark = (report.epoch or "", report.sequence)
                 if mem.seen_report != mark:
+                    mem.checked = False
                     gpus = idle_signals.activity_from_report(report, pod_uid)
                     if gpus:
                         mem.activity = idle_signals.observe(
                             mem.activity, gpus, report.reported_at, policy
                         )
                     mem.seen_report = mark
+            if mem.checked and (mem.next_check is None or snap.now < mem.next_check):
+                continue  # no new report and nothing due: the last decision stands
             activity = mem.activity
             decision = reclaim_decide(
                 policy,
@@ -493,6 +541,10 @@ class Engine:
                 started_at=started,
                 last_active_at=activity.last_active_at if activity else None,
                 idle_signals=activity.signals if activity and not activity.busy else "",
+            )
+            mem.checked = True
+            mem.next_check = getattr(decision, "next_check", None) or getattr(
+                decision, "reclaim_at", None
             )
             if isinstance(decision, Reclaim):
                 gpus_held = sb.spec.gpus
@@ -547,6 +599,14 @@ class Engine:
             open_by_uid[row.sandbox_uid].append(row)
         for sb in snap.sandboxes.values():
             mem = self._memory.setdefault(sb.uid, _SandboxMemory())
+            due = (
+                mem.usage_written_at is None
+                or snap.now - mem.usage_written_at >= self.settings.usage_refresh
+            )
+            quiet = sb.uid not in conditions and sb.uid not in suspends
+            if quiet and sb.running and not due and mem.activity is mem.activity_written:
+                continue  # nothing new for this sandbox in this pass
+            mem.activity_written = mem.activity
             patch: dict[str, Any] = {}
             conds = list(sb.status.conditions)
             for type_, status, reason, message in conditions.get(sb.uid, []):
@@ -560,7 +620,7 @@ class Engine:
                         conds, "Idle", "False", "Suspended", "", generation=sb.generation,
                         at=snap.now,
                     )  # fmt: skip
-            if [c.dump() for c in conds] != [c.dump() for c in sb.status.conditions]:
+            if conds != sb.status.conditions:
                 patch["conditions"] = [c.dump() for c in conds]
             activity = mem.activity
             idle_since = None
@@ -576,26 +636,12 @@ class Engine:
             ):
                 if value != current:
                     patch[key] = value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-            account = tightest.get(sb.uid)
-            if account is not None:
-                budget = sandbox_budget(account).dump()
-                if SandboxBudget.model_validate(budget) != sb.status.budget:
-                    patch["budget"] = budget
-            totals = self.totals.sandbox(sb.uid, open_by_uid.get(sb.uid, []))
-            usage = SandboxUsage(
-                gpu_hours=round(totals.gpu_hours, 4),
-                busy_gpu_hours=round(totals.busy_gpu_hours, 4),
-                cost=round(totals.cost, 2),
-                currency=totals.currency,
-                last_active_at=activity.last_active_at if activity else None,
-            )
-            if usage != (sb.status.usage or SandboxUsage()) and totals.gpu_hours > 0:
-                due = (
-                    mem.usage_written_at is None
-                    or snap.now - mem.usage_written_at >= self.settings.usage_refresh
-                )
-                if due or patch or sb.uid in suspends:
-                    patch["usage"] = usage.dump()
+            # Usage and budget figures move every pass: write them with a faster change, or
+            # at most once per usage_refresh (writes grow with changes, not with time).
+            if due or patch or sb.uid in suspends:
+                slow = self._slow_fields(sb, tightest.get(sb.uid), open_by_uid.get(sb.uid, []))
+                if slow:
+                    patch.update(slow)
                     mem.usage_written_at = snap.now
             suspend = sb.uid in suspends and sb.running
             if suspend:
@@ -619,6 +665,29 @@ class Engine:
                 result.sandbox_writes.append(
                     SandboxWrite(sb.namespace, sb.name, patch, suspend=suspend)
                 )
+
+    def _slow_fields(
+        self, sb: SandboxView, account: AccountStatus | None, open_rows: list[UsageRow]
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if account is not None:
+            budget = sandbox_budget(account)
+            if budget != sb.status.budget:
+                out["budget"] = budget.dump()
+        totals = self.totals.sandbox(sb.uid, open_rows)
+        if totals.gpu_hours > 0:
+            mem = self._memory.get(sb.uid)
+            activity = mem.activity if mem else None
+            usage = SandboxUsage(
+                gpu_hours=round(totals.gpu_hours, 4),
+                busy_gpu_hours=round(totals.busy_gpu_hours, 4),
+                cost=round(totals.cost, 2),
+                currency=totals.currency,
+                last_active_at=activity.last_active_at if activity else None,
+            )
+            if usage != (sb.status.usage or SandboxUsage()):
+                out["usage"] = usage.dump()
+        return out
 
     # -- admission --------------------------------------------------------------------------
 
