@@ -167,6 +167,8 @@ class Engine:
         self._last_pass: datetime | None = None
         self._loaded = False
         self._committed_at: datetime | None = None
+        self._ref_cache: dict[str, tuple[Any, SandboxRef]] = {}
+        self._index: tuple[Any, BudgetIndex] | None = None
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -216,13 +218,21 @@ class Engine:
 
     def _refs(self, snap: Snapshot) -> dict[str, SandboxRef]:
         refs: dict[str, SandboxRef] = {}
-        index = BudgetIndex(Budget(n, s) for n, s in sorted(snap.budgets.items()))
+        index = self._budget_index(snap)
+        cache = self._ref_cache
+        self._ref_cache = {}
         for pod_uid, key in snap.pods.items():
             sb = snap.sandboxes.get(key)
             cls = snap.classes.get(sb.spec.class_) if sb else None
             if sb is None or cls is None:
                 continue
             labels = snap.namespaces.get(sb.namespace, {})
+            ref_key = (id(sb), id(cls), id(index), tuple(sorted(labels.items())))
+            hit = cache.get(pod_uid)
+            if hit is not None and hit[0] == ref_key:  # same view, class, budgets and labels
+                self._ref_cache[pod_uid] = hit
+                refs[pod_uid] = hit[1]
+                continue
             found = index.budgets_for(Person(sb.owner, sb.owner_groups, sb.namespace))
             budget = found[0].name if found else None
             team = labels.get(TEAM_LABEL)
@@ -244,7 +254,15 @@ class Engine:
                 billing_weight=cls.gpu.billing_weight,
                 budget=budget,
             )
+            self._ref_cache[pod_uid] = (ref_key, refs[pod_uid])
         return refs
+
+    def _budget_index(self, snap: Snapshot) -> BudgetIndex:
+        """Reused while the budget objects are unchanged (the snapshot builder keeps them)."""
+        key = tuple((n, id(s)) for n, s in sorted(snap.budgets.items()))
+        if self._index is None or self._index[0] != key:
+            self._index = (key, BudgetIndex(Budget(n, s) for n, s in sorted(snap.budgets.items())))
+        return self._index[1]
 
     def _fold(self, snap: Snapshot, refs: Mapping[str, SandboxRef], result: PassResult) -> bool:
         commit_now = False
@@ -283,8 +301,10 @@ class Engine:
         per_gpu: dict[str, float] = {}  # class -> hourly cost of one GPU, priced once per pass
         groups_of: dict[str, frozenset[str]] = {}
         for sb in snap.sandboxes.values():
-            if sb.owner:
-                groups_of[sb.owner] = groups_of.get(sb.owner, frozenset()) | sb.owner_groups
+            if sb.owner_groups:
+                known = groups_of.get(sb.owner)
+                if known is None or not sb.owner_groups <= known:
+                    groups_of[sb.owner] = (known or frozenset()) | sb.owner_groups
             cls = snap.classes.get(sb.spec.class_)
             if not sb.running or cls is None or sb.spec.gpus == 0:
                 continue
@@ -304,7 +324,7 @@ class Engine:
             )
         return _Derived(
             snap.now, budgets, running, groups_of, self.book.open_rows(snap.rate_card),
-            index=BudgetIndex(budgets),
+            index=self._budget_index(snap),
         )  # fmt: skip
 
     @staticmethod
@@ -499,6 +519,7 @@ class Engine:
         conditions: dict[str, list[CondIntent]],
     ) -> None:
         pod_of = {ref.uid: pod_uid for pod_uid, ref in refs.items()}
+        by_report: dict[str, dict[str, list[idle_signals.GPUActivity]]] = {}
         live = set()
         for sb in snap.sandboxes.values():
             live.add(sb.uid)
@@ -526,7 +547,13 @@ class Engine:
                 mark = (report.epoch or "", report.sequence)
                 if mem.seen_report != mark:
                     mem.checked = False
-                    gpus = idle_signals.activity_from_report(report, pod_uid)
+                    node = sb.status.node or ""
+                    if node not in by_report:
+                        by_report[node] = {
+                            p.uid: idle_signals.activity_from_report(report, p.uid)
+                            for p in report.pods
+                        }
+                    gpus = by_report[node].get(pod_uid, [])
                     if gpus:
                         mem.activity = idle_signals.observe(
                             mem.activity, gpus, report.reported_at, policy
