@@ -155,9 +155,37 @@ def dev(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where the export and ledger of the demo go.")
+    ] = Path("sandboxer-demo"),
+    timeout: Annotated[float, typer.Option(help="Seconds each step may take.")] = 90.0,
+) -> None:
     """Scripted run of the playground with a live table; writes ./sandboxer-demo/."""
-    _not_yet("demo", 10)
+    import asyncio
+    import logging
+    import os
+    import sys
+
+    from sandboxer.demo.story import StoryFailed, run_demo
+    from sandboxer.observability.logging import configure
+
+    configure(level="WARNING")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    live = sys.stdout.isatty() and not os.environ.get("CI")
+    try:
+        result = asyncio.run(run_demo(out, live=live, step_timeout=timeout))
+    except StoryFailed as exc:
+        typer.echo(f"Demo failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo("")
+    typer.echo(f"Demo complete: {len(result.steps)} steps checked.")
+    typer.echo(f"  bob's refusal: {result.refusal}")
+    export = result.export
+    typer.echo(
+        f"  export: {export['rows']} FOCUS rows, {export['gpu_hours']} GPU-hours, "
+        f"billed {export['billed_cost']} -> {out / 'export'}"
+    )
 
 
 @app.command()

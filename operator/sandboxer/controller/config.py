@@ -66,6 +66,8 @@ class OperatorConfig:
     budget_refresh: float = 60.0  # least seconds between budget status writes
     unknown_pod_grace: float = 120.0  # hold back reports naming pods not yet indexed
     hour_close_grace: float = 600.0  # an hour closes this long after it ends at the latest
+    checkpoint_interval: float = 60.0  # least seconds between cursor saves (see checkpoint.py)
+    min_runtime: float = 3600.0  # admission refuses when the budget left lasts less (seconds)
     no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
         default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
     )
