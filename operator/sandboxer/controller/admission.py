@@ -28,6 +28,10 @@ from sandboxer.controller.sandboxes import SANDBOXES, untyped
 from sandboxer.loop.snapshot import OWNER_GROUPS_ANNOTATION
 
 OPERATIONS: list[Operation] = ["CREATE", "UPDATE"]
+# kopf serves each admission handler at /<handler id>; the chart's webhook configurations call
+# these paths (values webhook.mutatePath and webhook.validatePath).
+MUTATE_ID = "sandbox-mutate"
+VALIDATE_ID = "sandbox-validate"
 
 
 def requester(userinfo: Mapping[str, Any], config: OperatorConfig) -> Requester:
@@ -118,9 +122,9 @@ async def check_sandbox(
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.on.mutate(*SANDBOXES, id="stamp-owner", operations=OPERATIONS, registry=registry)(
+    kopf.on.mutate(*SANDBOXES, id=MUTATE_ID, operations=OPERATIONS, registry=registry)(
         untyped(stamp_owner)
     )
-    kopf.on.validate(*SANDBOXES, id="check-sandbox", operations=OPERATIONS, registry=registry)(
+    kopf.on.validate(*SANDBOXES, id=VALIDATE_ID, operations=OPERATIONS, registry=registry)(
         untyped(check_sandbox)
     )
