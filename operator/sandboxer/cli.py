@@ -158,6 +158,27 @@ def operator(
     export_formats: Annotated[
         str, typer.Option(envvar="SANDBOXER_EXPORT_FORMATS", help="Comma-separated: parquet,csv.")
     ] = "parquet,csv",
+    loop_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="SANDBOXER_LOOP_INTERVAL", parser=_seconds, help="Accounting loop pass (10s)."
+        ),
+    ] = 10.0,
+    no_budget: Annotated[
+        str,
+        typer.Option(
+            envvar="SANDBOXER_NO_BUDGET",
+            help="Owners no ComputeBudget names: 'deny' or 'allowance:<gpu-hours>'.",
+        ),
+    ] = "deny",
+    min_runtime: Annotated[
+        float,
+        typer.Option(
+            envvar="SANDBOXER_MIN_RUNTIME",
+            parser=_seconds,
+            help="Refuse a start when the budget left would last less than this (1h).",
+        ),
+    ] = 3600.0,
     log_format: Annotated[
         LogFormat, typer.Option(envvar="SANDBOXER_LOG_FORMAT", help="auto: JSON unless a tty.")
     ] = "auto",
@@ -167,6 +188,7 @@ def operator(
     import asyncio
 
     from sandboxer.controller.config import OperatorConfig
+    from sandboxer.controller.loop import no_budget_policy
     from sandboxer.controller.runner import run_operator
 
     if namespace and all_namespaces:
@@ -205,7 +227,14 @@ def operator(
         export_sink=export_sink,
         export_interval=export_interval,
         export_formats=formats,
+        loop_interval=loop_interval,
+        no_budget=no_budget,
+        min_runtime=min_runtime,
     )
+    try:
+        no_budget_policy(no_budget)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--no-budget / SANDBOXER_NO_BUDGET") from exc
     if webhook_service and not config.own_namespace:
         raise typer.BadParameter(
             "needs SANDBOXER_NAMESPACE, the namespace of the webhook Service",

@@ -51,8 +51,8 @@ class OperatorConfig:
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     # The namespace the operator runs in (downward API; the webhook Service's namespace).
     own_namespace: str | None = field(default_factory=lambda: os.environ.get("SANDBOXER_NAMESPACE"))
-    # Accepted and passed on; the operator has no metrics server, ledger writer or export
-    # schedule wired in yet (see docs/configuration.md).
+    # Metrics (/metrics of the loop's figures) and the ledger; without a ledger_url the
+    # accounting / budget / idle loop (controller/loop.py) does not run.
     metrics_port: int | None = None
     ledger_url: str | None = None
     export_enabled: bool = True
@@ -76,10 +76,7 @@ class OperatorConfig:
     class_retry_delay: float = 30.0  # seconds before retrying a sandbox whose class is missing
     watch_server_timeout: int = 300  # seconds; the API server ends and kopf restarts watches
     budget_gate: BudgetGate = field(default_factory=AllowAllBudgets)
-    # The accounting / budget / idle loop (controller/loop.py); None ledger_url: loop off.
-    ledger_url: str | None = field(
-        default_factory=lambda: os.environ.get("SANDBOXER_LEDGER_URL") or None
-    )
+    # The loop's cadence and thresholds (docs/configuration.md).
     loop_interval: float = 10.0  # seconds between passes
     usage_refresh: float = 300.0  # least seconds between usage-only status writes per sandbox
     budget_refresh: float = 60.0  # least seconds between budget status writes
@@ -89,17 +86,4 @@ class OperatorConfig:
     min_runtime: float = 3600.0  # admission refuses when the budget left lasts less (seconds)
     no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
         default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
-    )
-    export_sink: str | None = field(
-        default_factory=lambda: os.environ.get("SANDBOXER_EXPORT_SINK") or None
-    )
-    export_formats: tuple[str, ...] = field(
-        default_factory=lambda: _env_list("SANDBOXER_EXPORT_FORMATS", ("parquet", "csv"))
-    )
-    metrics_port: int | None = field(
-        default_factory=lambda: (
-            int(os.environ["SANDBOXER_METRICS_PORT"])
-            if os.environ.get("SANDBOXER_METRICS_PORT")
-            else None
-        )
     )

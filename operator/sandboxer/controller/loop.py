@@ -292,8 +292,18 @@ class LoopRunner:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("Notification failed", error=str(exc))
 
+    def export_sink(self) -> str:
+        """Where exports go: the configured sink, else `export/` under the ledger location."""
+        if self.config.export_sink:
+            return self.config.export_sink
+        return f"{(self.config.ledger_url or '').rstrip('/')}/export"
+
     async def _export(self, now: datetime) -> None:
-        if not self.config.export_sink or self.engine is None:
+        if not self.config.export_enabled or self.engine is None:
+            return
+        if self._last_export is not None and (
+            (now - self._last_export).total_seconds() < self.config.export_interval
+        ):
             return
         from sandboxer.chargeback.export import ExportError, export_period
         from sandboxer.chargeback.schedule import due_exports
@@ -305,7 +315,7 @@ class LoopRunner:
         for job in due:
             try:
                 res = await asyncio.to_thread(
-                    export_period, job.period, self.engine.store, self.config.export_sink,
+                    export_period, job.period, self.engine.store, self.export_sink(),
                     set(self.config.export_formats), settings, None, job.final,
                 )  # fmt: skip
             except (ExportError, OSError, ValueError) as exc:

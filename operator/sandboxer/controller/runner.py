@@ -7,7 +7,7 @@ import random
 import threading
 
 import kopf
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from sandboxer.admission_rules import AllowAllBudgets
 from sandboxer.controller import admission, loop, sandboxes, settings
@@ -49,8 +49,10 @@ async def run_operator(
         runner = memo["loop"] = loop.LoopRunner(config, kube)
         if isinstance(config.budget_gate, AllowAllBudgets):
             config.budget_gate = loop.LedgerBudgetGate(runner)
-        if config.metrics_port is not None:
-            start_http_server(config.metrics_port, registry=runner.metrics.registry)
+    if config.metrics_port is not None:
+        loop_runner = memo.get("loop")
+        registry = loop_runner.metrics.registry if loop_runner else CollectorRegistry()
+        start_http_server(config.metrics_port, registry=registry)
     try:
         await kopf.operator(
             registry=build_registry(config),
