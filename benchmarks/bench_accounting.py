@@ -11,19 +11,23 @@ of every node, as a relist would). Replayed and out-of-order reports are mixed i
 Printed JSON: CPU per folded report, rows written, checkpoint size, and the metering error
 against ground truth (GPU time actually held) and against what the agents published.
 
-    .venv/bin/python benchmarks/bench_accounting.py --sandboxes 10000
+    .venv/bin/python benchmarks/bench_accounting.py --size 10000
+
+Prints the harness's result line (bench_result.py); unit cost: accounting CPU (fold, hour close,
+checkpoint encode) per sandbox per report round, in microseconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from bench_result import emit
 from sandboxer.api.nodereport import GPUNodeReportStatus, PodGPUCounters, PodReport
 from sandboxer.api.ratecard import Price, RateCardSpec
 from sandboxer.ledger import checkpoint
@@ -89,7 +93,7 @@ class Agent:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sandboxes", type=int, default=10_000)
+    parser.add_argument("--sandboxes", "--size", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--hours-per-day", type=float, default=0.5, help="scale: hours per day")
     parser.add_argument("--report-interval", type=float, default=900.0, help="seconds")
@@ -104,10 +108,11 @@ def main() -> None:
         help="commit only once per pass, not also when an agent epoch changes",
     )  # fmt: skip
     args = parser.parse_args()
-    print(json.dumps(run(args), indent=2))
+    figures = run(args)
+    emit(figures, unit_cost=figures["cpu_per_sandbox_round_us"])
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     span = args.days * args.hours_per_day * 3600
     interval = args.report_interval
@@ -212,6 +217,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "ledger_rows": rows,
         "cpu_per_report_us": round(per_report_us, 1),
         "cpu_per_report_per_sandbox_us": round(per_report_us / args.gpus_per_node, 2),
+        "cpu_per_sandbox_round_us": round(
+            (fold_cpu + close_cpu + encode_cpu) / (args.sandboxes * rounds) * 1e6, 3
+        ),
         "close_cpu_per_pass_ms": round(close_cpu / rounds * 1e3, 3),
         "checkpoint_bytes_max": max_state,
         "checkpoint_encode_cpu_ms": round(encode_cpu / (rounds + commits_on_epoch) * 1e3, 2),

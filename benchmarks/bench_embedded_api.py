@@ -1,10 +1,12 @@
-"""Benchmark of the embedded API server: create N custom objects over HTTPS, then list them.
+"""Benchmark of the embedded API server: create N custom objects over HTTPS, list and watch them.
 
     .venv/bin/python benchmarks/bench_embedded_api.py --size 10000
 
-Prints one JSON object: creation rate, list latency percentiles (full list, label-selected
-list, single get), memory per stored object (RSS delta and tracemalloc of the store), and the
-time for N/10 one-GPU StatefulSets to become Ready through the simulated scheduler.
+Prints the harness's result line (bench_result.py): creation rate, list latency percentiles
+(full list, label-selected list, single get), watch figures (an informer's initial watch of all
+N objects; create-to-event latency on an open watch), memory per stored object (RSS delta and
+tracemalloc of the store), and the time for N/10 one-GPU StatefulSets to become Ready through
+the simulated scheduler. Unit cost: full-list p50 latency per stored object, in microseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
+from bench_result import emit  # noqa: E402
 from sandboxer.devcluster.cluster import DevCluster  # noqa: E402
 
 ESBS = "/apis/sandboxer.io/v1alpha1/namespaces/default/experimentsandboxes"
@@ -89,6 +92,40 @@ async def timed_get(session: Any, url: str, repeat: int, **params: str) -> list[
     return samples
 
 
+async def initial_watch(session: Any, size: int) -> float:
+    """Seconds until a watch from resourceVersion 0 has delivered every object as ADDED."""
+    start = time.perf_counter()
+    seen = 0
+    async with session.get(ESBS, params={"watch": "true", "resourceVersion": "0"}) as stream:
+        while seen < size:
+            line = await asyncio.wait_for(stream.content.readline(), 60)
+            if not line:
+                raise SystemExit(f"watch ended after {seen} of {size} objects")
+            seen += json.loads(line)["type"] == "ADDED"
+    return time.perf_counter() - start
+
+
+async def watch_latency(session: Any, size: int, repeat: int) -> list[float]:
+    """Create an object, then read the open watch until its ADDED event: one sample each."""
+    async with session.get(ESBS, params={"limit": "1"}) as resp:
+        rv = (await resp.json())["metadata"]["resourceVersion"]
+    samples = []
+    async with session.get(ESBS, params={"watch": "true", "resourceVersion": rv}) as stream:
+        for k in range(repeat):
+            obj = sandbox(size + k)
+            start = time.perf_counter()
+            async with session.post(ESBS, json=obj) as resp:
+                await resp.read()
+                assert resp.status == 201, resp.status
+            while True:
+                line = await asyncio.wait_for(stream.content.readline(), 10)
+                event = json.loads(line)
+                if event["object"]["metadata"]["name"] == obj["metadata"]["name"]:
+                    break
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
 async def run(size: int, repeat: int, concurrency: int) -> dict[str, Any]:
     out: dict[str, Any] = {"size": size}
     async with DevCluster() as cluster, cluster.session() as session:
@@ -115,6 +152,8 @@ async def run(size: int, repeat: int, concurrency: int) -> dict[str, Any]:
             await timed_get(session, ESBS, repeat, labelSelector="team=team-3")
         )
         out["get_one"] = percentiles(await timed_get(session, f"{ESBS}/sb-000042", repeat * 5))
+        out["watch_initial_all_s"] = round(await initial_watch(session, size), 3)
+        out["watch_event"] = percentiles(await watch_latency(session, size, repeat))
 
     # Heap retained per stored object, measured on the store alone (no HTTP buffers).
     async with DevCluster() as cluster:
@@ -160,7 +199,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.size < 1:
         parser.error("--size must be at least 1")
-    print(json.dumps(asyncio.run(run(args.size, args.repeat, args.concurrency)), indent=2))
+    figures = asyncio.run(run(args.size, args.repeat, args.concurrency))
+    emit(figures, unit_cost=round(figures["list_all"]["p50_ms"] * 1000 / args.size, 4))
 
 
 if __name__ == "__main__":

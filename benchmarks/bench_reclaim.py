@@ -6,20 +6,23 @@ loop pass runs every report interval, folds the new reports into each sandbox's 
 decides Keep / Warn / Reclaim. Latency = reclaim time - the sandbox's true last activity; the
 target is latency <= after + one report interval. Nothing sleeps: the clock is simulated.
 
-    .venv/bin/python benchmarks/bench_reclaim.py --sandboxes 1000
+    .venv/bin/python benchmarks/bench_reclaim.py --size 1000
+
+Prints the harness's result line (bench_result.py); unit cost: loop CPU per sandbox per pass.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from bench_result import emit
 from sandboxer.api.nodereport import GPUDevice, GPUNodeReportStatus, PodGPUCounters, PodReport
 from sandboxer.api.sandbox import ExperimentSandboxSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
@@ -43,7 +46,7 @@ class Sim:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sandboxes", type=int, default=1000)
+    parser.add_argument("--sandboxes", "--size", type=int, default=1000)
     parser.add_argument("--after", default="10m", help="idle window (Go duration)")
     parser.add_argument("--warn-before", default="2m")
     parser.add_argument("--report-interval", type=float, default=30.0)
@@ -51,10 +54,11 @@ def main() -> None:
     parser.add_argument("--mig-fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    print(json.dumps(run(args), indent=2))
+    figures = run(args)
+    emit(figures, unit_cost=figures["cpu_per_sandbox_per_pass_us"])
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     interval = args.report_interval
     cls = SandboxClassSpec.model_validate(

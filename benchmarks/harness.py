@@ -36,6 +36,8 @@ class Scenario:
     script: str
     sizes: tuple[int, int, int]  # 1x, 4x, 16x
     targets: tuple[Target, ...] = ()
+    # Headline figures without a DESIGN.md target: (metric, label), shown as "reported".
+    figures: tuple[tuple[str, str], ...] = ()
     extra_args: tuple[str, ...] = ()
     timeout: float = 300.0
     growth_unit: str = "item"
@@ -147,6 +149,11 @@ def run_all(scenarios: list[Scenario], only: set[str] | None = None) -> dict[str
                 value = final.max_rss_mb
             status = "missed" if value is None or not t.met(float(value)) else "met"
             targets.append({"target": t.text, "metric": t.metric, "value": value, "status": status})
+        for metric, label in scenario.figures:
+            value = final.metrics.get(metric)
+            targets.append(
+                {"target": label, "metric": metric, "value": value, "status": "reported"}
+            )
         verdict, costs = growth_verdict(runs)
         report["scenarios"].append(
             {
@@ -200,6 +207,19 @@ def markdown(report: dict[str, Any]) -> str:
         costs = ", ".join(_fmt(c) for c in s["growth"]["unit_costs"])
         growth = s["growth"]
         out.append(f"| {s['name']} | {sizes} | {costs} ({growth['unit']}) | {growth['verdict']} |")
+    missed = [
+        f"- {s['name']}: {t['target']} (measured {_fmt(t['value'])})"
+        for s in report["scenarios"]
+        if "skipped" not in s
+        for t in s["targets"]
+        if t["status"] == "missed"
+    ]
+    missed += [
+        f"- {s['name']}: growth of {s['growth']['unit']}: {s['growth']['verdict']}"
+        for s in report["scenarios"]
+        if "skipped" not in s and s["growth"]["verdict"].startswith("superlinear")
+    ]
+    out += ["", "## Missed targets", "", *(missed or ["None."])]
     out += ["", "## All figures", ""]
     for s in report["scenarios"]:
         if "skipped" in s:

@@ -196,6 +196,7 @@ class BudgetRequest:
     gpus: int
     billing_weight: float
     dry_run: bool
+    groups: tuple[str, ...] = ()  # the requester's groups (Group budgets match on them)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 import typer
 
@@ -39,6 +39,44 @@ def crds(
             typer.echo(f"Wrote {path}")
 
 
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+EXPORT_FORMATS = ("parquet", "csv")
+
+
+def _seconds(value: str) -> float:
+    """A duration as seconds: Go-style ("10s", "1h30m") as the chart passes, or a plain number."""
+    from sandboxer.api.types import parse_duration
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parse_duration(value).total_seconds()
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    if seconds <= 0:
+        raise typer.BadParameter(f"{value!r} must be longer than zero")
+    return seconds
+
+
+def _configure_logging(log_format: LogFormat, log_level: LogLevel) -> None:
+    from sandboxer.observability.logging import configure
+
+    configure(json={"auto": None, "json": True, "console": False}[log_format], level=log_level)
+
+
+def _cert_dir(folder: Path) -> tuple[str, str, str | None]:
+    """tls.crt, tls.key and (if there) ca.crt of a mounted kubernetes.io/tls Secret."""
+    cert, key, ca = folder / "tls.crt", folder / "tls.key", folder / "ca.crt"
+    if not cert.is_file() or not key.is_file():
+        raise typer.BadParameter(
+            f"{folder} must hold tls.crt and tls.key (a kubernetes.io/tls Secret mounted whole)",
+            param_hint="--webhook-cert-dir / SANDBOXER_WEBHOOK_CERT_DIR",
+        )
+    return str(cert), str(key), str(ca) if ca.is_file() else None
+
+
 @app.command()
 def operator(
     namespace: Annotated[
@@ -49,45 +87,159 @@ def operator(
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
     ] = False,
     webhook_port: Annotated[
-        int | None, typer.Option(help="Serve the admission webhooks on this port.")
+        int | None,
+        typer.Option(envvar="SANDBOXER_WEBHOOK_PORT", help="Serve the admission webhooks here."),
     ] = None,
     webhook_host: Annotated[
-        str, typer.Option(help="Host name the API server reaches the webhooks by.")
+        str,
+        typer.Option(
+            envvar="SANDBOXER_WEBHOOK_HOST",
+            help="Host name the API server reaches the webhooks by.",
+        ),
     ] = "localhost",
     webhook_cert: Annotated[
         Path | None, typer.Option(help="PEM certificate for the webhooks (else self-signed).")
     ] = None,
     webhook_key: Annotated[Path | None, typer.Option(help="PEM key for --webhook-cert.")] = None,
+    webhook_cert_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SANDBOXER_WEBHOOK_CERT_DIR",
+            help="Folder with tls.crt, tls.key and optionally ca.crt (a mounted TLS Secret).",
+        ),
+    ] = None,
+    webhook_managed: Annotated[
+        bool,
+        typer.Option(
+            envvar="SANDBOXER_WEBHOOK_MANAGED",
+            help="kopf creates and patches the webhook configurations named sandboxer.io.",
+        ),
+    ] = True,
+    webhook_service: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDBOXER_WEBHOOK_SERVICE",
+            help="Managed configurations call this Service (port 443, in SANDBOXER_NAMESPACE) "
+            "instead of https://<webhook-host>:<port>.",
+        ),
+    ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="Plain-HTTP webhooks for the embedded API server.")
     ] = False,
     peering: Annotated[
-        bool, typer.Option("--peering", help="HA: run several replicas, one active.")
-    ] = False,
+        str | None,
+        typer.Option(help="HA: join this ClusterKopfPeering; several replicas, one active."),
+    ] = None,
     liveness: Annotated[
         str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Port of /metrics (not served yet)."),
+    ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(envvar="SANDBOXER_LEDGER_URL", help="Ledger: file:///dir or s3://bucket/p."),
+    ] = None,
+    export: Annotated[
+        bool,
+        typer.Option(envvar="SANDBOXER_EXPORT_ENABLED", help="Write FOCUS exports on a schedule."),
+    ] = True,
+    export_sink: Annotated[
+        str | None,
+        typer.Option(envvar="SANDBOXER_EXPORT_SINK", help="Export destination; default: ledger."),
+    ] = None,
+    export_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="SANDBOXER_EXPORT_INTERVAL", parser=_seconds, help="How often to export (1h)."
+        ),
+    ] = 3600.0,
+    export_formats: Annotated[
+        str, typer.Option(envvar="SANDBOXER_EXPORT_FORMATS", help="Comma-separated: parquet,csv.")
+    ] = "parquet,csv",
+    loop_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="SANDBOXER_LOOP_INTERVAL", parser=_seconds, help="Accounting loop pass (10s)."
+        ),
+    ] = 10.0,
+    no_budget: Annotated[
+        str,
+        typer.Option(
+            envvar="SANDBOXER_NO_BUDGET",
+            help="Owners no ComputeBudget names: 'deny' or 'allowance:<gpu-hours>'.",
+        ),
+    ] = "deny",
+    min_runtime: Annotated[
+        float,
+        typer.Option(
+            envvar="SANDBOXER_MIN_RUNTIME",
+            parser=_seconds,
+            help="Refuse a start when the budget left would last less than this (1h).",
+        ),
+    ] = 3600.0,
+    log_format: Annotated[
+        LogFormat, typer.Option(envvar="SANDBOXER_LOG_FORMAT", help="auto: JSON unless a tty.")
+    ] = "auto",
+    log_level: Annotated[LogLevel, typer.Option(envvar="SANDBOXER_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run the operator against the current kubeconfig (or in-cluster config)."""
     import asyncio
 
     from sandboxer.controller.config import OperatorConfig
+    from sandboxer.controller.loop import no_budget_policy
     from sandboxer.controller.runner import run_operator
-    from sandboxer.observability.logging import configure
 
     if namespace and all_namespaces:
         raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
-    configure()
+    formats = tuple(f.strip() for f in export_formats.split(",") if f.strip())
+    if not formats or set(formats) - set(EXPORT_FORMATS):
+        raise typer.BadParameter(
+            f"{export_formats!r}: use a comma-separated list of {', '.join(EXPORT_FORMATS)}",
+            param_hint="--export-formats / SANDBOXER_EXPORT_FORMATS",
+        )
+    cert, key, ca = (str(webhook_cert) if webhook_cert else None), None, None
+    key = str(webhook_key) if webhook_key else None
+    if webhook_cert_dir is not None:
+        if cert or key:
+            raise typer.BadParameter(
+                "use either --webhook-cert-dir or --webhook-cert/--webhook-key"
+            )
+        cert, key, ca = _cert_dir(webhook_cert_dir)
+    _configure_logging(log_format, log_level)
     config = OperatorConfig(
         namespaces=tuple(namespace or ()),
         webhook_port=webhook_port,
         webhook_host=webhook_host,
-        webhook_cert=str(webhook_cert) if webhook_cert else None,
-        webhook_key=str(webhook_key) if webhook_key else None,
+        webhook_managed="sandboxer.io" if webhook_managed else None,
+        webhook_cert=cert,
+        webhook_key=key,
+        webhook_ca=ca,
+        webhook_service=webhook_service,
         dev=dev,
-        peering=peering,
+        peering=peering is not None,
+        peering_name=peering or "sandboxer",
         liveness_endpoint=liveness,
+        metrics_port=metrics_port,
+        ledger_url=ledger,
+        export_enabled=export,
+        export_sink=export_sink,
+        export_interval=export_interval,
+        export_formats=formats,
+        loop_interval=loop_interval,
+        no_budget=no_budget,
+        min_runtime=min_runtime,
     )
+    try:
+        no_budget_policy(no_budget)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--no-budget / SANDBOXER_NO_BUDGET") from exc
+    if webhook_service and not config.own_namespace:
+        raise typer.BadParameter(
+            "needs SANDBOXER_NAMESPACE, the namespace of the webhook Service",
+            param_hint="--webhook-service",
+        )
     asyncio.run(run_operator(config))
 
 
@@ -100,22 +252,42 @@ def agent(
         Path | None, typer.Option(help="Kubeconfig; default: in-cluster, then ~/.kube/config.")
     ] = None,
     podresources_socket: Annotated[
-        str, typer.Option(help="kubelet PodResources socket.")
+        str,
+        typer.Option(envvar="SANDBOXER_PODRESOURCES_SOCKET", help="kubelet PodResources socket."),
     ] = "/var/lib/kubelet/pod-resources/kubelet.sock",
-    proc_root: Annotated[str, typer.Option(help="The host's /proc (needs hostPID).")] = "/proc",
+    proc_root: Annotated[
+        str, typer.Option(envvar="SANDBOXER_PROC_ROOT", help="The host's /proc (needs hostPID).")
+    ] = "/proc",
     sample_interval: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between samples.")
+        float,
+        typer.Option(
+            envvar="SANDBOXER_SAMPLE_INTERVAL",
+            parser=_seconds,
+            help="Time between samples: seconds or a duration (10s).",
+        ),
     ] = 10.0,
     report_interval: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between reports.")
+        float,
+        typer.Option(
+            envvar="SANDBOXER_REPORT_INTERVAL",
+            parser=_seconds,
+            help="Time between reports: seconds or a duration (30s).",
+        ),
     ] = 30.0,
-    metrics_port: Annotated[int, typer.Option(help="Port of /metrics and /healthz.")] = 9400,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Port of /metrics and /healthz.")
+    ] = 9400,
     backend: Annotated[str, typer.Option(help="GPU backend: nvml or simulated.")] = "nvml",
     sim_gpus: Annotated[int, typer.Option(min=1, help="GPUs of the simulated backend.")] = 8,
+    log_format: Annotated[
+        LogFormat, typer.Option(envvar="SANDBOXER_LOG_FORMAT", help="auto: JSON unless a tty.")
+    ] = "auto",
+    log_level: Annotated[LogLevel, typer.Option(envvar="SANDBOXER_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run the node metering agent (NVML + kubelet PodResources)."""
     from sandboxer.metering.main import run_agent
 
+    _configure_logging(log_format, log_level)
     try:
         run_agent(
             node=node_name,
@@ -173,9 +345,37 @@ def dev(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where the export and ledger of the demo go.")
+    ] = Path("sandboxer-demo"),
+    timeout: Annotated[float, typer.Option(help="Seconds each step may take.")] = 90.0,
+) -> None:
     """Scripted run of the playground with a live table; writes ./sandboxer-demo/."""
-    _not_yet("demo", 10)
+    import asyncio
+    import logging
+    import os
+    import sys
+
+    from sandboxer.demo.story import StoryFailed, run_demo
+    from sandboxer.observability.logging import configure
+
+    configure(level="WARNING")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    live = sys.stdout.isatty() and not os.environ.get("CI")
+    try:
+        result = asyncio.run(run_demo(out, live=live, step_timeout=timeout))
+    except StoryFailed as exc:
+        typer.echo(f"Demo failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo("")
+    typer.echo(f"Demo complete: {len(result.steps)} steps checked.")
+    typer.echo(f"  bob's refusal: {result.refusal}")
+    export = result.export
+    typer.echo(
+        f"  export: {export['rows']} FOCUS rows, {export['gpu_hours']} GPU-hours, "
+        f"billed {export['billed_cost']} -> {out / 'export'}"
+    )
 
 
 @app.command()

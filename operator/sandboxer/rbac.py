@@ -1,9 +1,10 @@
 """The Kubernetes permissions of the operator and the agent: the one list the chart renders.
 
 Each rule is (apiGroup, resource, verbs). `make chart` writes these lists into
-`helm/sandboxer/files/rbac.yaml`, which the ClusterRole templates include, and a contract test
-fails when the chart and this module disagree. Add a verb here when code starts making a new
-kind of API call; never widen a rule in the chart by hand.
+`helm/sandboxer/files/rbac.yaml`, which the ClusterRole templates include. Contract tests fail
+when the chart and this module disagree, when the code makes a call no rule grants, and when a
+rule grants a verb nothing uses. Add a verb here when code starts making a new kind of API call;
+never widen a rule in the chart by hand.
 """
 
 from __future__ import annotations
@@ -15,68 +16,70 @@ from sandboxer import GROUP
 Rule = tuple[str, str, tuple[str, ...]]
 
 _READ = ("get", "list", "watch")
-_OWN = ("get", "list", "watch", "patch")
-# Children are written create-or-patch (409 on create means "already there") and deleted when a
-# sandbox is deleted early; they are also watched, so the operator notices drift and pod state.
-_CHILD = ("get", "list", "watch", "create", "patch", "delete")
+_WRITE = ("create", "patch")  # create-or-patch (409 on create means "already there")
 
+# Exactly the calls the operator makes (tests/contract/test_rbac_coverage.py checks both ways):
+# kopf's watches and patches, derived from the handler registry, plus the calls our own client
+# declares in sandboxer.controller.kube.CALLS. kopf always PATCHes, never PUTs: no `update`.
 OPERATOR_RULES: list[Rule] = [
-    # Its own kinds: kopf watches them and patches their status and its progress annotations
-    # and finalizers (always PATCH, never PUT, so no `update`).
-    (GROUP, "experimentsandboxes", _OWN),
-    (GROUP, "experimentsandboxes/status", ("get", "patch")),
-    (GROUP, "sandboxclasses", _OWN),
-    (GROUP, "sandboxclasses/status", ("get", "patch")),
-    (GROUP, "computebudgets", _OWN),
-    (GROUP, "computebudgets/status", ("get", "patch")),
-    # Read through kopf indexes only: prices, and the agents' per-node counters.
-    (GROUP, "ratecards", _READ),
-    (GROUP, "gpunodereports", _READ),
-    # kopf: posting Events about the objects it handles (both Event APIs, by version).
+    # Handled by kopf: watched, and patched for its progress annotations and for status.
+    (GROUP, "experimentsandboxes", ("list", "watch", "patch")),
+    (GROUP, "experimentsandboxes/status", ("patch",)),
+    # Children carry an ownerReference with blockOwnerDeletion (kopf.adopt), which API servers
+    # with OwnerReferencesPermissionEnforcement allow only to who may update the owner's
+    # finalizers.
+    (GROUP, "experimentsandboxes/finalizers", ("update",)),
+    # Indexed by kopf; read once by the validating webhook before the index is filled.
+    (GROUP, "sandboxclasses", ("get", "list", "watch")),
+    # kopf: Events about the objects it handles (the core v1 API).
     ("", "events", ("create",)),
-    ("events.k8s.io", "events", ("create",)),
-    # kopf: cluster-wide scanning of namespaces and of the served resources.
-    ("", "namespaces", ("list", "watch")),
+    # kopf: follows which resources the cluster serves. Namespaces are watched only when
+    # serving some namespaces (--namespace globs), which the chart never does.
     ("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),
-    # kopf: peering between replicas in HA mode (ClusterKopfPeering objects).
-    ("kopf.dev", "clusterkopfpeerings", ("list", "watch", "patch", "get")),
-    # Children of a sandbox.
-    ("apps", "statefulsets", _CHILD),
-    ("", "services", _CHILD),
-    ("", "persistentvolumeclaims", _CHILD),
-    # Token Secrets are only written: the operator never reads Secrets back (no get/list/watch),
-    # so it cannot read other workloads' Secrets.
-    ("", "secrets", ("create", "patch", "delete")),
-    ("networking.k8s.io", "networkpolicies", _CHILD),
-    ("networking.k8s.io", "ingresses", _CHILD),
-    ("gateway.networking.k8s.io", "httproutes", _CHILD),
+    # Children of a sandbox: created or patched; kopf watches StatefulSets and Pods of ours.
+    ("apps", "statefulsets", ("list", "watch", *_WRITE)),
+    ("", "services", _WRITE),
+    ("", "persistentvolumeclaims", _WRITE),
+    # Token Secrets are only created: the operator never reads Secrets (no get/list/watch) or
+    # rewrites them, so it cannot read other workloads' Secrets.
+    ("", "secrets", ("create",)),
+    ("networking.k8s.io", "networkpolicies", _WRITE),
+    ("networking.k8s.io", "ingresses", _WRITE),
+    ("gateway.networking.k8s.io", "httproutes", _WRITE),
     # Pod state explains a sandbox's conditions (Pending for lack of GPUs, node, restarts).
-    ("", "pods", _READ),
+    ("", "pods", ("list", "watch")),
+    # The accounting loop (controller/loop.py) indexes the agents' reports, budgets, prices and
+    # namespace labels (team, cost centre), and writes budget status.
+    (GROUP, "gpunodereports", ("list", "watch")),
+    (GROUP, "computebudgets", ("list", "watch")),
+    (GROUP, "computebudgets/status", ("patch",)),
+    (GROUP, "ratecards", ("list", "watch")),
+    ("", "namespaces", ("list", "watch")),
+]
+
+# Only with `operator.peering.enabled` (HA): kopf watches its ClusterKopfPeering and patches
+# its own entry in it.
+PEERING_RULES: list[Rule] = [
+    ("kopf.dev", "clusterkopfpeerings", ("list", "watch", "patch")),
 ]
 
 # Only when the operator (kopf's `settings.admission.managed`) owns the webhook configurations,
-# i.e. `webhook.managedByOperator: true`; by default the chart creates them.
+# i.e. `webhook.managedByOperator: true`; by default the chart creates them. kopf creates each
+# (409 if there) and patches its webhooks in; it never reads them.
 WEBHOOK_MANAGEMENT_RULES: list[Rule] = [
-    (
-        "admissionregistration.k8s.io",
-        "mutatingwebhookconfigurations",
-        ("get", "list", "watch", "create", "patch"),
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "validatingwebhookconfigurations",
-        ("get", "list", "watch", "create", "patch"),
-    ),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", _WRITE),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", _WRITE),
 ]
 
-# The agent reads the pods it attributes GPUs to and writes its node's report. RBAC cannot say
-# "only pods on my node" for a ClusterRole: list/watch use a spec.nodeName field selector in the
-# code, and the kubelet socket it reads is only its own node's. Likewise it cannot say "only my
-# node's GPUNodeReport"; resourceNames cannot be templated per DaemonSet pod.
+# The agent (sandboxer.metering.publisher.CALLS) lists the pods on its node and writes its node's
+# report: a status merge-patch, and a create when the report is missing. RBAC cannot say "only
+# pods on my node" for a ClusterRole: the list uses a spec.nodeName field selector, and the
+# kubelet socket it reads is only its own node's. Likewise it cannot say "only my node's
+# GPUNodeReport"; resourceNames cannot be templated per DaemonSet pod.
 AGENT_RULES: list[Rule] = [
-    ("", "pods", _READ),
-    (GROUP, "gpunodereports", ("get", "create", "patch", "update")),
-    (GROUP, "gpunodereports/status", ("get", "create", "patch", "update")),
+    ("", "pods", ("list",)),
+    (GROUP, "gpunodereports", ("create",)),
+    (GROUP, "gpunodereports/status", ("patch",)),
 ]
 
 # Per-team roles, bound with a RoleBinding in the team's namespace; they also aggregate into the
@@ -96,6 +99,7 @@ VIEWER_RULES: list[Rule] = [
 
 ROLES: dict[str, list[Rule]] = {
     "operator": OPERATOR_RULES,
+    "peering": PEERING_RULES,
     "webhookManagement": WEBHOOK_MANAGEMENT_RULES,
     "agent": AGENT_RULES,
     "user": USER_RULES,

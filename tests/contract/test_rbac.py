@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from sandboxer import rbac
-from tests.contract.helm_chart import default_text, find, objects, template_text
+from tests.contract.helm_chart import (
+    default_text,
+    find,
+    objects,
+    production_text,
+    template_text,
+)
 
 
 def _rules(role: dict[str, Any]) -> list[rbac.Rule]:
@@ -44,6 +50,12 @@ def test_webhook_management_rules_only_when_the_operator_manages_webhooks() -> N
     assert "ValidatingWebhookConfiguration" not in kinds
 
 
+def test_peering_rules_only_with_peering() -> None:
+    role = _role("-operator", production_text())
+    assert _rules(role) == rbac.OPERATOR_RULES + rbac.PEERING_RULES
+    assert not rbac.covers(rbac.OPERATOR_RULES, "kopf.dev", "clusterkopfpeerings", "list")
+
+
 def test_no_wildcards_and_no_escalation_verbs() -> None:
     for name, rules in rbac.ROLES.items():
         for group, resource, verbs in rules:
@@ -64,7 +76,8 @@ def test_agent_reads_pods_and_writes_only_node_reports() -> None:
         if set(verbs) & writes:
             assert (group, resource.split("/")[0]) == ("sandboxer.io", "gpunodereports")
         assert "delete" not in verbs
-    assert rbac.covers(rbac.AGENT_RULES, "", "pods", "watch")
+    assert rbac.covers(rbac.AGENT_RULES, "", "pods", "list")
+    assert not rbac.covers(rbac.AGENT_RULES, "", "pods", "get")
     assert not rbac.covers(rbac.AGENT_RULES, "", "pods", "patch")
 
 

@@ -97,7 +97,7 @@ class Webhooks:
             return (await resp.json())["response"]  # type: ignore[no-any-return]
 
     async def mutate(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        response = await self.call("stamp-owner", request)
+        response = await self.call("sandbox-mutate", request)
         assert response["allowed"] is True
         if "patch" not in response:
             return []
@@ -144,7 +144,7 @@ async def test_update_without_owner_keeps_the_stored_one(webhooks: Any) -> None:
 async def test_bob_cannot_change_the_owner(webhooks: Any) -> None:
     hooks, _ = webhooks
     response = await hooks.call(
-        "check-sandbox", review("UPDATE", "bob", body(owner="bob"), body(owner="alice"))
+        "sandbox-validate", review("UPDATE", "bob", body(owner="bob"), body(owner="alice"))
     )
     assert response["allowed"] is False
     assert "spec.owner" in response["status"]["message"]
@@ -154,7 +154,7 @@ async def test_bob_cannot_change_the_owner(webhooks: Any) -> None:
 async def test_over_limit_is_refused_naming_the_limit(webhooks: Any) -> None:
     hooks, _ = webhooks
     response = await hooks.call(
-        "check-sandbox", review("CREATE", "alice", body(owner="alice", gpus=9))
+        "sandbox-validate", review("CREATE", "alice", body(owner="alice", gpus=9))
     )
     assert response["allowed"] is False
     assert "maxGpus 8" in response["status"]["message"]
@@ -163,11 +163,11 @@ async def test_over_limit_is_refused_naming_the_limit(webhooks: Any) -> None:
 async def test_budget_gate_is_asked_and_told_about_dry_run(webhooks: Any) -> None:
     hooks, gate = webhooks
     ok = await hooks.call(
-        "check-sandbox", review("CREATE", "alice", body(owner="alice", gpus=2), dry_run=True)
+        "sandbox-validate", review("CREATE", "alice", body(owner="alice", gpus=2), dry_run=True)
     )
     assert ok["allowed"] is True
     refused = await hooks.call(
-        "check-sandbox", review("CREATE", "alice", body(owner="alice", gpus=6))
+        "sandbox-validate", review("CREATE", "alice", body(owner="alice", gpus=6))
     )
     assert refused["allowed"] is False
     assert "3.5 GPU-hours left" in refused["status"]["message"]
@@ -177,7 +177,7 @@ async def test_budget_gate_is_asked_and_told_about_dry_run(webhooks: Any) -> Non
     ]
     # The operator's own writes are not budget-checked again.
     await hooks.call(
-        "check-sandbox",
+        "sandbox-validate",
         review("UPDATE", OPERATOR_SA, body(owner="alice", suspend=True), body(owner="alice")),
     )
     assert len(gate.asked) == 2
@@ -187,4 +187,4 @@ async def test_managed_webhook_configurations_are_registered(webhooks: Any, kmoc
     async with aiohttp.ClientSession() as session:
         config = await Api(str(kmock.url), session).get(f"{WEBHOOK_CONFIGS}/sandboxer.io")
     urls = [w["clientConfig"]["url"] for w in config["webhooks"]]
-    assert any(u.endswith("/check-sandbox") for u in urls), urls
+    assert any(u.endswith("/sandbox-validate") for u in urls), urls

@@ -12,7 +12,7 @@ import pytest
 import trustme
 from aiohttp import web
 
-from sandboxer.controller.kube import KubeClient
+from sandboxer.controller.kube import KubeClient, UndeclaredCall
 from sandboxer.controller.webhookcerts import self_signed
 
 
@@ -42,6 +42,11 @@ async def server() -> AsyncIterator[tuple[str, trustme.CA, list[tuple[str, str, 
     await runner.cleanup()
 
 
+def pvc(name: str) -> dict[str, Any]:
+    meta = {"name": name, "namespace": "a"}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta}
+
+
 def secret(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "a"}}
 
@@ -51,18 +56,19 @@ async def test_tls_token_and_idempotent_create(server: Any) -> None:
     ca_data = base64.b64encode(ca.cert_pem.bytes()).decode()  # kubeconfig *-data form
     client = KubeClient(kopf.ConnectionInfo(server=url, ca_data=ca_data, token="sekret"))
     try:
-        assert await client.ensure(secret("other"), None) == "created"
-        assert await client.ensure(secret("nb-token"), None) == "unchanged"
-        assert await client.ensure(secret("nb-token"), {"metadata": {"labels": {}}}) == "patched"
-        assert await client.ensure(secret("x"), {"metadata": {}}, exists=True) == "patched"
+        assert await client.ensure(pvc("other"), None) == "created"
+        assert await client.ensure(pvc("nb-token"), None) == "unchanged"
+        assert await client.ensure(pvc("nb-token"), {"metadata": {"labels": {}}}) == "patched"
+        assert await client.ensure(pvc("x"), {"metadata": {}}, exists=True) == "patched"
     finally:
         await client.close()
+    claims = "/api/v1/namespaces/a/persistentvolumeclaims"
     assert [(m, p) for m, p, _ in seen] == [
-        ("POST", "/api/v1/namespaces/a/secrets"),
-        ("POST", "/api/v1/namespaces/a/secrets"),
-        ("POST", "/api/v1/namespaces/a/secrets"),
-        ("PATCH", "/api/v1/namespaces/a/secrets/nb-token"),
-        ("PATCH", "/api/v1/namespaces/a/secrets/x"),
+        ("POST", claims),
+        ("POST", claims),
+        ("POST", claims),
+        ("PATCH", f"{claims}/nb-token"),
+        ("PATCH", f"{claims}/x"),
     ]
     assert {auth for _, _, auth in seen} == {"Bearer sekret"}
 
@@ -72,9 +78,24 @@ async def test_unknown_ca_is_refused(server: Any) -> None:
     client = KubeClient(kopf.ConnectionInfo(server=url, ca_data=trustme.CA().cert_pem.bytes()))
     try:
         with pytest.raises(OSError, match="certificate"):
-            await client.get("v1", "Secret", "a", "x")
+            await client.get("sandboxer.io/v1alpha1", "SandboxClass", None, "x")
     finally:
         await client.close()
+
+
+async def test_calls_missing_from_the_declared_list_are_refused_unsent(server: Any) -> None:
+    url, ca, seen = server
+    client = KubeClient(kopf.ConnectionInfo(server=url, ca_data=ca.cert_pem.bytes()))
+    try:
+        # Token Secrets are write-once: RBAC grants no get and no patch on Secrets.
+        with pytest.raises(UndeclaredCall, match="get Secret"):
+            await client.get("v1", "Secret", "a", "nb-token")
+        with pytest.raises(UndeclaredCall, match="patch Secret"):
+            await client.ensure(secret("nb-token"), {"metadata": {}}, exists=True)
+        assert await client.ensure(secret("nb-token"), None) == "unchanged"
+    finally:
+        await client.close()
+    assert [m for m, _, _ in seen] == ["POST"]
 
 
 def test_self_signed_webhook_certificate_loads() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -32,14 +33,21 @@ async def test_agent_command_publishes_and_serves_metrics(
     kubelet = FakeKubelet(pods_from_map({("team", "nb-0"): {"nvidia.com/gpu": [gpu]}}))
     with tempfile.TemporaryDirectory(prefix="cli-") as tmp:
         await kubelet.start(f"{tmp}/kubelet.sock")
+        # Settings through the variables the chart's DaemonSet sets (durations as it writes them).
+        env = os.environ | {
+            "NODE_NAME": "cli-node",
+            "SANDBOXER_PODRESOURCES_SOCKET": f"{tmp}/kubelet.sock",
+            "SANDBOXER_SAMPLE_INTERVAL": "100ms",
+            "SANDBOXER_REPORT_INTERVAL": "0.2s",
+            "SANDBOXER_METRICS_PORT": str(unused_tcp_port),
+            "SANDBOXER_PROC_ROOT": str(tmp_path),
+            "SANDBOXER_LOG_FORMAT": "json",
+            "SANDBOXER_LOG_LEVEL": "INFO",
+        }
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from sandboxer.cli import main; main()",
-            "agent", "--node-name", "cli-node",
-            "--kubeconfig", str(kubeconfig), "--podresources-socket", f"{tmp}/kubelet.sock",
-            "--backend", "simulated", "--sim-gpus", "2", "--sample-interval", "0.1",
-            "--report-interval", "0.2", "--metrics-port", str(unused_tcp_port),
-            "--proc-root", str(tmp_path),
-            cwd=repo_root, stderr=asyncio.subprocess.PIPE,
+            "agent", "--kubeconfig", str(kubeconfig), "--backend", "simulated", "--sim-gpus", "2",
+            cwd=repo_root, env=env, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
             async with asyncio.timeout(30):

@@ -16,7 +16,8 @@ def _run(repo_root: Path, script: str, *args: str) -> dict[str, object]:
         text=True,
         timeout=120,
     )
-    result: dict[str, object] = json.loads(out.stdout)
+    # The harness reads the last line: {"metrics": {...}, "unit_cost": ...}.
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])["metrics"]
     return result
 
 

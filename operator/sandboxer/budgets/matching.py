@@ -78,3 +78,34 @@ def applicable(budgets: Iterable[Budget], person: Person) -> list[tuple[Budget, 
 def pays_for(spec: ComputeBudgetSpec, sandbox_class: str) -> bool:
     """An empty allowedClasses list means every class."""
     return not spec.allowed_classes or sandbox_class in spec.allowed_classes
+
+
+class BudgetIndex:
+    """Which budgets name a person, without testing every budget against every sandbox.
+
+    The loop asks this for thousands of sandboxes per pass; looking subjects up in sets keeps
+    that proportional to sandboxes, not sandboxes x budgets.
+    """
+
+    def __init__(self, budgets: Iterable[Budget]) -> None:
+        self.budgets = list(budgets)
+        self._by: dict[tuple[str, str], list[Budget]] = {}
+        for budget in self.budgets:
+            for subject in budget.spec.subjects:
+                found = self._by.setdefault((subject.kind, subject.name), [])
+                if budget not in found:
+                    found.append(budget)
+        self._cache: dict[Person, list[Budget]] = {}
+
+    def budgets_for(self, person: Person) -> list[Budget]:
+        """Budgets with an account for `person`, sorted by name."""
+        cached = self._cache.get(person)
+        if cached is None:
+            keys = [("User", person.user), ("Namespace", person.namespace)]
+            keys += [("Group", g) for g in person.groups]
+            names: dict[str, Budget] = {}
+            for key in keys:
+                for budget in self._by.get(key, ()):
+                    names[budget.name] = budget
+            cached = self._cache[person] = [names[n] for n in sorted(names)]
+        return cached

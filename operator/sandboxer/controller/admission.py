@@ -25,8 +25,13 @@ from sandboxer.api.sandbox import ExperimentSandboxSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.sandboxes import SANDBOXES, untyped
+from sandboxer.loop.snapshot import OWNER_GROUPS_ANNOTATION
 
 OPERATIONS: list[Operation] = ["CREATE", "UPDATE"]
+# kopf serves each admission handler at /<handler id>; the chart's webhook configurations call
+# these paths (values webhook.mutatePath and webhook.validatePath).
+MUTATE_ID = "sandbox-mutate"
+VALIDATE_ID = "sandbox-validate"
 
 
 def requester(userinfo: Mapping[str, Any], config: OperatorConfig) -> Requester:
@@ -59,6 +64,11 @@ def stamp_owner(
     )
     if owner is not None and owner != _spec(body).get("owner"):
         patch.spec["owner"] = owner
+    if operation == "CREATE" and not who.is_operator:
+        # Group budgets need the owner's groups later too, when no request is in hand.
+        patch.metadata.setdefault("annotations", {})[OWNER_GROUPS_ANNOTATION] = ",".join(
+            sorted(who.groups)
+        )
 
 
 async def check_sandbox(
@@ -104,6 +114,7 @@ async def check_sandbox(
                 gpus=new_spec.gpus,
                 billing_weight=cls.gpu.billing_weight,
                 dry_run=dryrun,  # the gate must not reserve anything for a dry run
+                groups=tuple(who.groups),
             )
         )
         if not decision.allowed:
@@ -111,9 +122,9 @@ async def check_sandbox(
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.on.mutate(*SANDBOXES, id="stamp-owner", operations=OPERATIONS, registry=registry)(
+    kopf.on.mutate(*SANDBOXES, id=MUTATE_ID, operations=OPERATIONS, registry=registry)(
         untyped(stamp_owner)
     )
-    kopf.on.validate(*SANDBOXES, id="check-sandbox", operations=OPERATIONS, registry=registry)(
+    kopf.on.validate(*SANDBOXES, id=VALIDATE_ID, operations=OPERATIONS, registry=registry)(
         untyped(check_sandbox)
     )

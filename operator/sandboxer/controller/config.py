@@ -17,8 +17,13 @@ def _env_list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 def _own_service_account() -> tuple[str, ...]:
-    """In a cluster, the operator's own identity as the API server names it in userInfo."""
-    namespace, account = os.environ.get("POD_NAMESPACE"), os.environ.get("SERVICE_ACCOUNT")
+    """In a cluster, the operator's own identity as the API server names it in userInfo.
+
+    The chart sets both variables through the downward API (metadata.namespace and
+    spec.serviceAccountName).
+    """
+    namespace = os.environ.get("SANDBOXER_NAMESPACE")
+    account = os.environ.get("SANDBOXER_SERVICE_ACCOUNT")
     if namespace and account:
         return (f"system:serviceaccount:{namespace}:{account}",)
     return ()
@@ -36,10 +41,24 @@ class OperatorConfig:
     webhook_managed: str | None = "sandboxer.io"  # name of the kopf-managed webhook configurations
     webhook_cert: str | None = None  # PEM files (e.g. from cert-manager); self-signed when unset
     webhook_key: str | None = None
+    webhook_ca: str | None = None  # CA bundle for managed configurations (default: the cert)
+    # Managed configurations point at this Service (port 443, in `own_namespace`) instead of a URL
+    # built from webhook_host: API servers often cannot resolve cluster DNS names in URLs.
+    webhook_service: str | None = None
     dev: bool = False  # plain-HTTP webhooks for the embedded API; never in production
     peering: bool = False  # HA: several replicas, one active (random priority)
     peering_name: str = "sandboxer"
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    # The namespace the operator runs in (downward API; the webhook Service's namespace).
+    own_namespace: str | None = field(default_factory=lambda: os.environ.get("SANDBOXER_NAMESPACE"))
+    # Metrics (/metrics of the loop's figures) and the ledger; without a ledger_url the
+    # accounting / budget / idle loop (controller/loop.py) does not run.
+    metrics_port: int | None = None
+    ledger_url: str | None = None
+    export_enabled: bool = True
+    export_sink: str | None = None  # None: under the ledger location
+    export_interval: float = 3600.0  # seconds
+    export_formats: tuple[str, ...] = ("parquet", "csv")
     # Connection: explicit server (tests, playground) or kubeconfig/in-cluster when unset.
     server: str | None = None
     token: str | None = None
@@ -57,3 +76,14 @@ class OperatorConfig:
     class_retry_delay: float = 30.0  # seconds before retrying a sandbox whose class is missing
     watch_server_timeout: int = 300  # seconds; the API server ends and kopf restarts watches
     budget_gate: BudgetGate = field(default_factory=AllowAllBudgets)
+    # The loop's cadence and thresholds (docs/configuration.md).
+    loop_interval: float = 10.0  # seconds between passes
+    usage_refresh: float = 300.0  # least seconds between usage-only status writes per sandbox
+    budget_refresh: float = 60.0  # least seconds between budget status writes
+    unknown_pod_grace: float = 120.0  # hold back reports naming pods not yet indexed
+    hour_close_grace: float = 600.0  # an hour closes this long after it ends at the latest
+    checkpoint_interval: float = 60.0  # least seconds between cursor saves (see checkpoint.py)
+    min_runtime: float = 3600.0  # admission refuses when the budget left lasts less (seconds)
+    no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
+        default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
+    )

@@ -2,7 +2,8 @@
 
 A tiny aiohttp client on the same credentials kopf logs in with (kopf.ConnectionInfo from the
 kubeconfig, the in-cluster service account, or an explicit server). Only what the controller
-needs: create, merge-patch, get. RBAC for these calls is listed in sandboxer/rbac.py.
+needs: create, merge-patch, get, each declared in CALLS. RBAC for these calls is listed in
+sandboxer/rbac.py; tests/contract/test_rbac_coverage.py checks the two agree.
 """
 
 from __future__ import annotations
@@ -25,15 +26,51 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Service"): ("services", True),
     ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
     ("v1", "Secret"): ("secrets", True),
-    ("v1", "Pod"): ("pods", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
     ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("httproutes", True),
     (API_VERSION, "ExperimentSandbox"): ("experimentsandboxes", True),
     (API_VERSION, "SandboxClass"): ("sandboxclasses", False),
+    (API_VERSION, "ComputeBudget"): ("computebudgets", False),
 }
 
+Verb = Literal["get", "create", "patch"]
+# Every call this client may make: (apiVersion, kind, subresource, RBAC verb). The client refuses
+# any other, so this set is the operator's own API surface and RBAC must grant exactly it.
+CALLS: frozenset[tuple[str, str, str | None, Verb]] = frozenset(
+    {
+        # The token Secret is created once and never read back or rewritten.
+        ("v1", "Secret", None, "create"),
+        # Children are create-or-patch (controller/children.py); kopf watches only StatefulSets
+        # and Pods (through its indexes), so nothing here lists or gets them.
+        *(
+            (api_version, kind, None, verb)
+            for api_version, kind in (
+                ("v1", "PersistentVolumeClaim"),
+                ("v1", "Service"),
+                ("networking.k8s.io/v1", "NetworkPolicy"),
+                ("apps/v1", "StatefulSet"),
+                ("networking.k8s.io/v1", "Ingress"),
+                ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+            )
+            for verb in ("create", "patch")
+        ),
+        # The validating webhook reads a class kopf's index does not hold yet.
+        (API_VERSION, "SandboxClass", None, "get"),
+        # Status re-derived when a child changes (the sandbox's own handler patches via kopf).
+        (API_VERSION, "ExperimentSandbox", "status", "patch"),
+        # The accounting loop (controller/loop.py): suspends (spec.suspend) on idle, lifetime
+        # or exhausted budget, and writes budget status.
+        (API_VERSION, "ExperimentSandbox", None, "patch"),
+        (API_VERSION, "ComputeBudget", "status", "patch"),
+    }
+)
+
 Outcome = Literal["created", "patched", "unchanged"]
+
+
+class UndeclaredCall(ValueError):
+    """A call missing from CALLS: declare it, and grant it in sandboxer/rbac.py."""
 
 
 class KubeError(Exception):
@@ -104,7 +141,15 @@ class KubeClient:
         namespace: str | None,
         name: str | None = None,
         subresource: str | None = None,
+        *,
+        verb: Verb = "get",
     ) -> str:
+        if (api_version, kind, subresource, verb) not in CALLS:
+            what = f"{verb} {kind}" + (f"/{subresource}" if subresource else "")
+            raise UndeclaredCall(
+                f"{what} ({api_version}) is not in sandboxer.controller.kube.CALLS: declare it "
+                "there and grant it in sandboxer/rbac.py"
+            )
         plural, namespaced = RESOURCES[(api_version, kind)]
         root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         path = f"{root}/namespaces/{namespace}/{plural}" if namespaced else f"{root}/{plural}"
@@ -137,7 +182,7 @@ class KubeClient:
 
     async def create(self, obj: Mapping[str, Any]) -> Any:
         meta = obj["metadata"]
-        url = self.url(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+        url = self.url(obj["apiVersion"], obj["kind"], meta.get("namespace"), verb="create")
         return await self._call("POST", url, dict(obj), "application/json")
 
     async def patch(
@@ -150,7 +195,7 @@ class KubeClient:
         *,
         subresource: str | None = None,
     ) -> Any:
-        url = self.url(api_version, kind, namespace, name, subresource)
+        url = self.url(api_version, kind, namespace, name, subresource, verb="patch")
         return await self._call("PATCH", url, dict(patch), "application/merge-patch+json")
 
     async def ensure(

@@ -7,8 +7,10 @@ import random
 import threading
 
 import kopf
+from prometheus_client import CollectorRegistry, start_http_server
 
-from sandboxer.controller import admission, sandboxes, settings
+from sandboxer.admission_rules import AllowAllBudgets
+from sandboxer.controller import admission, loop, sandboxes, settings
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient
 
@@ -21,6 +23,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     settings.register(registry)
     sandboxes.register(registry)
+    if config.ledger_url:
+        loop.register(registry)
     if config.webhook_port is not None:
         admission.register(registry)
     return registry
@@ -41,6 +45,14 @@ async def run_operator(
     connection = settings.resolve_connection(config)
     kube = KubeClient(connection)
     memo = kopf.Memo(config=config, connection=connection, kube=kube)
+    if config.ledger_url:
+        runner = memo["loop"] = loop.LoopRunner(config, kube)
+        if isinstance(config.budget_gate, AllowAllBudgets):
+            config.budget_gate = loop.LedgerBudgetGate(runner)
+    if config.metrics_port is not None:
+        loop_runner = memo.get("loop")
+        registry = loop_runner.metrics.registry if loop_runner else CollectorRegistry()
+        start_http_server(config.metrics_port, registry=registry)
     try:
         await kopf.operator(
             registry=build_registry(config),

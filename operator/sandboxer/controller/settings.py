@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -35,6 +36,28 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         settings.admission.managed = config.webhook_managed
 
 
+class ServiceWebhookServer(kopf.WebhookServer):
+    """kopf's HTTPS server whose managed configurations name a Service, not a URL.
+
+    kopf appends each handler id to `service.path`, as it does to a URL, so the API server calls
+    `<service>.<namespace>.svc:443/<handler id>` (the chart's webhook Service).
+    """
+
+    def __init__(self, *, service: str, namespace: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.namespace = namespace
+
+    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
+        async for client_config in super().__call__(fn):
+            via_service = kopf.WebhookClientConfig(
+                service={"name": self.service, "namespace": self.namespace, "port": 443}
+            )
+            if client_config.get("caBundle"):
+                via_service["caBundle"] = client_config["caBundle"]
+            yield via_service
+
+
 def webhook_server(config: OperatorConfig) -> kopf.WebhookServer:
     if config.dev:
         # Plain HTTP for the embedded API server in the same process; never in a cluster.
@@ -48,14 +71,24 @@ def webhook_server(config: OperatorConfig) -> kopf.WebhookServer:
         certfile, pkeyfile = config.webhook_cert, config.webhook_key
     else:
         certfile, pkeyfile = self_signed(config.webhook_host)
-    return kopf.WebhookServer(
-        addr=config.webhook_addr,
-        port=config.webhook_port,
-        host=config.webhook_host,
-        certfile=certfile,
-        pkeyfile=pkeyfile,
-        cafile=certfile,
-    )
+    tls: dict[str, Any] = {
+        "addr": config.webhook_addr,
+        "port": config.webhook_port,
+        "host": config.webhook_host,
+        "certfile": certfile,
+        "pkeyfile": pkeyfile,
+        "cafile": config.webhook_ca or certfile,
+    }
+    if config.webhook_service:
+        if not config.own_namespace:
+            raise ValueError(
+                "webhook_service needs own_namespace (SANDBOXER_NAMESPACE): the namespace of "
+                "the webhook Service"
+            )
+        return ServiceWebhookServer(
+            service=config.webhook_service, namespace=config.own_namespace, **tls
+        )
+    return kopf.WebhookServer(**tls)
 
 
 def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from sandboxer.api.ratecard import RateCardSpec
 from sandboxer.ledger.accounting import Cursors
 from sandboxer.ledger.hourly import ClosedHour, HourBook
 from sandboxer.ledger.rows import UsageRow
@@ -70,3 +71,18 @@ def commit(
     for hour in closed:
         store.write_hour(hour.hour, hour.rows, hour.revision)
     store.put_state(STATE_NAME, encode(cursors, book))
+
+
+def flush(store: LedgerWriter, card: RateCardSpec, now: datetime) -> list[ClosedHour]:
+    """Close every open hour now, partial ones included, and commit.
+
+    For a cluster that is going away (the playground at exit, a decommissioned operator): usage
+    already folded is written instead of waiting for its hours to end. Usage that still arrives
+    for those hours later is a new revision (a Correction), as for any late usage.
+    """
+    cursors, book = load(store)
+    far = now + timedelta(days=1)
+    closed = book.close(far, {}, card, grace=timedelta(0))
+    book.closed_through = now.replace(minute=0, second=0, microsecond=0)
+    commit(store, closed, cursors, book)
+    return closed

@@ -16,7 +16,7 @@ from typing import Any
 
 from sandboxer.api.ratecard import RateCardSpec
 from sandboxer.ledger.accounting import HOUR, Counters, SandboxRef, UsageDelta, hour_of
-from sandboxer.ledger.pricing import MissingPrice, unit_price
+from sandboxer.ledger.pricing import MissingPrice, UnitPrice, unit_price
 from sandboxer.ledger.rows import UsageRow
 
 DEFAULT_GRACE = timedelta(minutes=10)
@@ -179,11 +179,13 @@ def _price(
 ) -> tuple[list[UsageRow], list[str]]:
     rows: list[UsageRow] = []
     unpriced: set[str] = set()
+    prices: dict[tuple[str, str | None, float], UnitPrice] = {}  # one lookup per GPU kind
     for uid in sorted(buckets):
         b = buckets[uid]
         ref = b.ref
-        price = unit_price(
-            card, ref.gpu_model, ref.mig_profile, hour, ref.billing_weight, missing=missing
+        kind = (ref.gpu_model, ref.mig_profile, ref.billing_weight)
+        price = prices.get(kind) or prices.setdefault(
+            kind, unit_price(card, *kind[:2], hour, ref.billing_weight, missing=missing)
         )
         if not price.found:
             unpriced.add(ref.gpu_model + (f"/{ref.mig_profile}" if ref.mig_profile else ""))

@@ -18,6 +18,15 @@ from sandboxer.observability.logging import get_logger
 
 log = get_logger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
+# Every API call the agent makes, as (apiGroup, resource, RBAC verb): sandboxer.rbac.AGENT_RULES
+# grants exactly these (tests/contract/test_rbac_coverage.py).
+CALLS: frozenset[tuple[str, str, str]] = frozenset(
+    {
+        ("", "pods", "list"),  # NodePods: the pods on this node, by field selector
+        (GROUP, GPU_NODE_REPORT.plural, "create"),  # the first report of a node
+        (GROUP, f"{GPU_NODE_REPORT.plural}/status", "patch"),  # every report
+    }
+)
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 

@@ -68,3 +68,52 @@ class OperatorMetrics:
         if result == "error":
             self.reconcile_errors_total.labels(controller=controller).inc()
         self.reconcile_time_seconds.labels(controller=controller).observe(seconds)
+
+
+@dataclass
+class LoopMetrics:
+    """The accounting/budget/idle loop's figures (names the Grafana dashboard queries)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.ledger_gpu_hours_total = Counter(
+            f"{PREFIX}_ledger_gpu_hours_total",
+            "Billing-weighted GPU-hours written to the ledger (closed hours)",
+            ["team"],
+            registry=r,
+        )
+        self.ledger_busy_gpu_hours_total = Counter(
+            f"{PREFIX}_ledger_busy_gpu_hours_total",
+            "Utilization-weighted GPU-hours written to the ledger (closed hours)",
+            ["team"],
+            registry=r,
+        )
+        self.reclaimed_gpu_hours_total = Counter(
+            f"{PREFIX}_reclaimed_gpu_hours_total",
+            "GPU-hours saved by idle reclaim, projected to the end of the working day "
+            "(docs/idle-reclaim.md)",
+            registry=r,
+        )
+        self.budget_used_gpu_hours = Gauge(
+            f"{PREFIX}_budget_used_gpu_hours",
+            "GPU-hours used this period per budget and subject",
+            ["budget", "subject"],
+            registry=r,
+        )
+        self.admission_refusals_total = Counter(
+            f"{PREFIX}_admission_refusals_total",
+            "Sandboxes refused at admission for budget reasons, per owner",
+            ["owner"],
+            registry=r,
+        )
+        self.budget_exhaustions_total = Counter(
+            f"{PREFIX}_budget_exhaustions_total", "Budget accounts that ran out", registry=r
+        )
+        self.pass_seconds = Histogram(
+            f"{PREFIX}_loop_pass_seconds",
+            "Duration of one pass of the accounting loop",
+            buckets=RECONCILE_BUCKETS,
+            registry=r,
+        )

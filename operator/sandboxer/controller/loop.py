@@ -1,0 +1,367 @@
+"""kopf glue of the one cluster-wide loop: indexes in, patches, Events and notifications out.
+
+One asyncio task started at operator start-up (never a timer per object, see STYLE.md 7): each
+pass copies the indexes into a `Snapshot`, runs the engine in a worker thread (ledger I/O and
+arithmetic stay off the event loop that serves webhooks), then applies what it decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import aiohttp
+import kopf
+
+from sandboxer import API_VERSION, GROUP, VERSION
+from sandboxer.admission_rules import BudgetDecision, BudgetRequest
+from sandboxer.api.budget import ComputeBudgetSpec
+from sandboxer.api.nodereport import GPUNodeReportStatus
+from sandboxer.api.sandboxclass import SandboxClassSpec
+from sandboxer.budgets.admission import NoBudgetPolicy
+from sandboxer.controller.config import OperatorConfig
+from sandboxer.controller.kube import KubeClient, KubeError
+from sandboxer.ledger.store import open_store
+from sandboxer.loop.engine import Engine, EventIntent, LoopSettings, PassResult
+from sandboxer.loop.snapshot import SandboxView, Snapshot, merged_rate_card, sandbox_view
+from sandboxer.manifests.labels import SANDBOX_LABEL
+from sandboxer.observability.logging import get_logger
+from sandboxer.observability.metrics import LoopMetrics
+
+log = get_logger("sandboxer.loop")
+OURS = {SANDBOX_LABEL: kopf.PRESENT}
+
+
+def no_budget_policy(text: str) -> NoBudgetPolicy:
+    """`deny` or `allowance:<gpu-hours>` (SANDBOXER_NO_BUDGET)."""
+    if text == "deny":
+        return NoBudgetPolicy("Deny")
+    if text.startswith("allowance:"):
+        try:
+            hours = float(text.split(":", 1)[1])
+        except ValueError:
+            hours = -1.0
+        if hours >= 0:
+            return NoBudgetPolicy("DefaultAllowance", gpu_hours=hours)
+    raise ValueError(
+        f"invalid no-budget policy {text!r}: use 'deny' or 'allowance:<gpu-hours>', "
+        "e.g. allowance:10"
+    )
+
+
+def loop_settings(config: OperatorConfig) -> LoopSettings:
+    return LoopSettings(
+        interval=config.loop_interval,
+        usage_refresh=timedelta(seconds=config.usage_refresh),
+        budget_refresh=timedelta(seconds=config.budget_refresh),
+        unknown_pod_grace=timedelta(seconds=config.unknown_pod_grace),
+        close_grace=timedelta(seconds=config.hour_close_grace),
+        no_budget=no_budget_policy(config.no_budget),
+        min_runtime=timedelta(seconds=config.min_runtime),
+        checkpoint_interval=timedelta(seconds=config.checkpoint_interval),
+    )
+
+
+# -- indexes (small values: what the loop reads) -------------------------------------------
+
+
+def index_report(*, name: str, status: Mapping[str, Any], **_: Any) -> Any:
+    return {name: dict(status)}
+
+
+def index_spec(*, name: str, spec: Mapping[str, Any], **_: Any) -> Any:
+    return {name: dict(spec)}
+
+
+def index_namespace(*, name: str, labels: Mapping[str, str], **_: Any) -> Any:
+    return {name: dict(labels)}
+
+
+def index_pod_uid(*, uid: str, namespace: str, labels: Mapping[str, str], **_: Any) -> Any:
+    return {uid: (namespace, labels[SANDBOX_LABEL])}
+
+
+def _one(index: Any) -> dict[Any, Any]:
+    return {key: next(iter(values)) for key, values in index.items() if values}
+
+
+class SnapshotBuilder:
+    """Copies the indexes into a Snapshot, parsing each object only when it changed."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, tuple[str, SandboxView | None]] = {}
+        self._reports: dict[str, tuple[str, GPUNodeReportStatus | None]] = {}
+        self._specs: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+
+    def _parsed(self, kind: str, name: str, raw: dict[str, Any], model: Any) -> Any:
+        """Parse a class/budget spec once per change, so parsed objects stay identical
+        between passes (the engine caches per-object work on them)."""
+        cached = self._specs.get((kind, name))
+        if cached is None or cached[0] != raw:
+            try:
+                parsed = model.model_validate(raw)
+            except ValueError:
+                parsed = None
+            cached = self._specs[(kind, name)] = (raw, parsed)
+        return cached[1]
+
+    def build(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
+        snap = Snapshot(now=now)
+        live: set[str] = set()
+        for key, raw in _one(indexes["index_sandbox"]).items():
+            meta = raw.get("metadata", {})
+            uid, version = meta.get("uid", ""), str(meta.get("resourceVersion", ""))
+            live.add(uid)
+            cached = self._views.get(uid)
+            if cached is None or cached[0] != version or not version:
+                cached = self._views[uid] = (version, sandbox_view(raw))
+            if cached[1] is not None:
+                snap.sandboxes[key] = cached[1]
+        for uid in set(self._views) - live:
+            del self._views[uid]
+        snap.pods = _one(indexes["index_pod_uid"])
+        for name, spec in _one(indexes["index_class"]).items():
+            cls = self._parsed("class", name, spec, SandboxClassSpec)
+            if cls is not None:
+                snap.classes[name] = cls
+        for name, spec in _one(indexes["index_budget"]).items():
+            budget = self._parsed("budget", name, spec, ComputeBudgetSpec)
+            if budget is not None:
+                snap.budgets[name] = budget
+        with contextlib.suppress(ValueError):
+            snap.rate_card = merged_rate_card(_one(indexes["index_ratecard"]))
+        for node, status in _one(indexes["index_report"]).items():
+            stamp = f"{status.get('epoch')}/{status.get('sequence')}"
+            cached_report = self._reports.get(node)
+            if cached_report is None or cached_report[0] != stamp:
+                try:
+                    parsed: GPUNodeReportStatus | None = GPUNodeReportStatus.model_validate(status)
+                except ValueError:
+                    parsed = None
+                cached_report = self._reports[node] = (stamp, parsed)
+            if cached_report[1] is not None:
+                snap.reports[node] = cached_report[1]
+        snap.namespaces = _one(indexes["index_namespace"])
+        return snap
+
+
+INDEX_NAMES = (
+    "index_sandbox",
+    "index_pod_uid",
+    "index_class",
+    "index_budget",
+    "index_ratecard",
+    "index_report",
+    "index_namespace",
+)
+
+
+class LedgerBudgetGate:
+    """The admission budget check, on the loop engine's latest figures."""
+
+    def __init__(self, runner: LoopRunner) -> None:
+        self.runner = runner
+
+    async def check(self, request: BudgetRequest) -> BudgetDecision:
+        if self.runner.engine is None or self.runner.indexes is None:
+            return BudgetDecision(True)  # not started yet: the loop enforces once it runs
+        snap = self.runner.builder.build(self.runner.indexes, datetime.now(UTC))
+        decision = self.runner.engine.admit(request, snap)
+        if not decision.allowed and not request.dry_run:
+            self.runner.metrics.admission_refusals_total.labels(owner=request.owner).inc()
+        return decision
+
+
+class LoopRunner:
+    """Owns the engine and the background task; kept in kopf's memo."""
+
+    def __init__(self, config: OperatorConfig, kube: KubeClient) -> None:
+        self.config = config
+        self.kube = kube
+        self.settings = loop_settings(config)
+        self.metrics = LoopMetrics()
+        self.builder = SnapshotBuilder()
+        self.engine: Engine | None = None
+        self.indexes: Mapping[str, Any] | None = None
+        self.passes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._last_export: datetime | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    def start(self, indexes: Mapping[str, Any]) -> None:
+        assert self.config.ledger_url is not None
+        self.indexes = indexes
+        self.engine = Engine(open_store(self.config.ledger_url), self.settings)
+        self._task = asyncio.create_task(self._run(), name="sandboxer-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._http is not None:
+            await self._http.close()
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.run_once(datetime.now(UTC))
+            except asyncio.CancelledError:
+                raise
+            except (KubeError, OSError, ValueError, RuntimeError) as exc:
+                # One bad pass must not stop metering; the next pass retries from the ledger.
+                log.error("Loop pass failed", error=str(exc), error_type=type(exc).__name__)
+            elapsed = time.monotonic() - started
+            self.metrics.pass_seconds.observe(elapsed)
+            await asyncio.sleep(max(0.0, self.settings.interval - elapsed))
+
+    async def run_once(self, now: datetime) -> PassResult:
+        assert self.engine is not None and self.indexes is not None
+        snap = self.builder.build(self.indexes, now)
+        result = await asyncio.to_thread(self.engine.run_pass, snap)
+        self.passes += 1
+        await self._apply(result)
+        await self._export(now)
+        return result
+
+    async def _apply(self, result: PassResult) -> None:
+        m = self.metrics
+        for hour in result.closed_hours:
+            for row in hour.rows:
+                team = row.team or row.namespace
+                m.ledger_gpu_hours_total.labels(team=team).inc(row.allocated_gpu_hours)
+                m.ledger_busy_gpu_hours_total.labels(team=team).inc(row.busy_gpu_hours)
+        if result.reclaimed_gpu_hours:
+            m.reclaimed_gpu_hours_total.inc(result.reclaimed_gpu_hours)
+        if result.exhaustions:
+            m.budget_exhaustions_total.inc(result.exhaustions)
+        for model in sorted(result.unpriced):
+            log.warning("Charged zero: no RateCard price", gpu=model)
+        for write in result.sandbox_writes:
+            try:
+                if write.status:
+                    await self.kube.patch(
+                        API_VERSION, "ExperimentSandbox", write.namespace, write.name,
+                        {"status": write.status}, subresource="status",
+                    )  # fmt: skip
+                if write.suspend:
+                    await self.kube.patch(
+                        API_VERSION, "ExperimentSandbox", write.namespace, write.name,
+                        {"spec": {"suspend": True}},
+                    )  # fmt: skip
+                    log.info(
+                        "Suspended ExperimentSandbox",
+                        sandbox=write.name,
+                        namespace=write.namespace,
+                        reason=write.status.get("suspendedReason"),
+                    )
+            except KubeError as exc:
+                if exc.status != 404:  # deleted meanwhile: nothing to do
+                    log.warning("Patch failed", sandbox=write.name, error=exc.message)
+        for budget in result.budget_writes:
+            try:
+                await self.kube.patch(
+                    API_VERSION, "ComputeBudget", None, budget.name, {"status": budget.status},
+                    subresource="status",
+                )  # fmt: skip
+            except KubeError as exc:
+                if exc.status != 404:
+                    log.warning("Patch failed", budget=budget.name, error=exc.message)
+            for subject in budget.status.get("subjects", []):
+                who = subject.get("name") or "shared"
+                m.budget_used_gpu_hours.labels(budget=budget.name, subject=who).set(
+                    subject.get("usedGpuHours", 0.0)
+                )
+        for event in result.events:
+            _post(event)
+        for note in result.notifications:
+            await self._notify(note.url, note.payload)
+
+    async def _notify(self, url: str, payload: Mapping[str, Any]) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        try:
+            async with self._http.post(url, json=payload) as resp:
+                if resp.status >= 300:
+                    log.warning("Notification refused", status=resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Notification failed", error=str(exc))
+
+    def export_sink(self) -> str:
+        """Where exports go: the configured sink, else `export/` under the ledger location."""
+        if self.config.export_sink:
+            return self.config.export_sink
+        return f"{(self.config.ledger_url or '').rstrip('/')}/export"
+
+    async def _export(self, now: datetime) -> None:
+        if not self.config.export_enabled or self.engine is None:
+            return
+        if self._last_export is not None and (
+            (now - self._last_export).total_seconds() < self.config.export_interval
+        ):
+            return
+        from sandboxer.chargeback.export import ExportError, export_period
+        from sandboxer.chargeback.schedule import due_exports
+        from sandboxer.chargeback.settings import ExportSettings
+
+        settings = ExportSettings()
+        due = due_exports(now, settings.close_grace, self._last_export)
+        self._last_export = now
+        for job in due:
+            try:
+                res = await asyncio.to_thread(
+                    export_period, job.period, self.engine.store, self.export_sink(),
+                    set(self.config.export_formats), settings, None, job.final,
+                )  # fmt: skip
+            except (ExportError, OSError, ValueError) as exc:
+                log.error("Export failed", period=job.period, error=str(exc))
+                continue
+            log.info("Exported billing period", period=res.period, rows=res.rows,
+                     final=res.closed, manifest=res.manifest_key)  # fmt: skip
+
+
+def _post(event: EventIntent) -> None:
+    ref: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": event.kind,
+        "metadata": {"name": event.name},
+    }
+    if event.namespace:
+        ref["metadata"]["namespace"] = event.namespace
+    if event.uid:
+        ref["metadata"]["uid"] = event.uid
+    kopf.event(cast(Any, ref), type=event.type, reason=event.reason, message=event.message)
+
+
+async def start_loop(*, memo: kopf.Memo, **kwargs: Any) -> None:
+    runner: LoopRunner | None = memo.get("loop")
+    if runner is None:
+        return
+    runner.start({name: kwargs[name] for name in INDEX_NAMES})
+    log.info("Started accounting loop", ledger=runner.config.ledger_url,
+             interval=runner.settings.interval)  # fmt: skip
+
+
+async def stop_loop(*, memo: kopf.Memo, **_: Any) -> None:
+    runner: LoopRunner | None = memo.get("loop")
+    if runner is not None:
+        await runner.stop()
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Indexes the loop reads (the sandbox and class indexes come from sandboxes.py)."""
+    g, v = GROUP, VERSION
+    kopf.index(g, v, "gpunodereports", id="index_report", registry=registry)(index_report)
+    kopf.index(g, v, "computebudgets", id="index_budget", registry=registry)(index_spec)
+    kopf.index(g, v, "ratecards", id="index_ratecard", registry=registry)(index_spec)
+    kopf.index("v1", "namespaces", id="index_namespace", registry=registry)(index_namespace)
+    kopf.index("v1", "pods", labels=OURS, id="index_pod_uid", registry=registry)(
+        cast(Any, index_pod_uid)
+    )
+    kopf.on.startup(id="start-loop", registry=registry)(start_loop)
+    kopf.on.cleanup(id="stop-loop", registry=registry)(stop_loop)

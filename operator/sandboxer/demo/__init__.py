@@ -1,0 +1,1 @@
+"""`sandboxer demo`: the scripted story on the playground."""
