@@ -63,6 +63,7 @@ async def playground(tmp_path: Path) -> AsyncIterator[Playground]:
         sample_interval=0.2,
         report_interval=0.5,
         ledger_dir=tmp_path / "ledger",
+        loop_interval=0.5,
         kubeconfig=tmp_path / "playground.kubeconfig",
     ) as pg:
         yield pg

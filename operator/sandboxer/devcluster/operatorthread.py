@@ -24,9 +24,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def playground_config(cluster: DevCluster, *, webhooks: bool = True) -> OperatorConfig:
+def playground_config(
+    cluster: DevCluster,
+    *,
+    webhooks: bool = True,
+    ledger_url: str | None = None,
+    loop_interval: float = 10.0,
+) -> OperatorConfig:
     """Production settings, except: the cluster's URL and CA, and plain-HTTP webhooks on
-    loopback that kopf registers itself (managed webhook configurations)."""
+    loopback that kopf registers itself (managed webhook configurations). Without a ledger
+    the accounting/budget/idle loop does not run and every budget check passes."""
     token = cluster.add_user(OPERATOR_USER, (*OPERATOR_GROUPS, "system:authenticated"))
     return OperatorConfig(
         server=cluster.url,
@@ -38,6 +45,8 @@ def playground_config(cluster: DevCluster, *, webhooks: bool = True) -> Operator
         dev=True,
         operator_users=(OPERATOR_USER,),
         class_retry_delay=2.0,
+        ledger_url=ledger_url,
+        loop_interval=loop_interval,
     )
 
 

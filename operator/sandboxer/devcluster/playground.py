@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -52,16 +53,18 @@ class Playground:
         *,
         sample_interval: float = 2.0,
         report_interval: float = 5.0,
-        ledger_dir: Path = Path(".sandboxer/ledger"),
+        ledger_dir: Path | None = Path(".sandboxer/ledger"),
+        loop_interval: float = 5.0,
         kubeconfig: Path | None = None,
         examples: Path | None = EXAMPLES,
         operator: bool = True,
         agents: bool = True,
         container_start: float = 0.5,
+        operator_overrides: Mapping[str, Any] | None = None,
         companions: Sequence[Companion] = (),
     ) -> None:
         self.nodes, self.gpus_per_node, self.gpu_model = nodes, gpus_per_node, gpu_model
-        self.ledger_dir = ledger_dir
+        self.ledger_dir, self.loop_interval = ledger_dir, loop_interval
         self.examples = examples
         self.cluster = DevCluster(container_start=container_start)
         for companion in companions:
@@ -80,6 +83,8 @@ class Playground:
             else None
         )
         self._with_operator = operator
+        # OperatorConfig fields to set (e.g. the demo's short loop and refresh intervals).
+        self.operator_overrides = dict(operator_overrides or {})
         self.operator: OperatorThread | None = None
 
     async def __aenter__(self) -> Self:
@@ -107,13 +112,16 @@ class Playground:
         if self.examples is not None and self.examples.is_dir():
             for obj in example_objects(self.examples):
                 await cluster.apply(obj, user="admin")
-        # TODO(integrator): hand ledger_dir to the operator once OperatorConfig has a field.
-        self.ledger_dir.mkdir(parents=True, exist_ok=True)
+        if self.ledger_dir is not None:
+            self.ledger_dir.mkdir(parents=True, exist_ok=True)
         cluster.write_kubeconfig(self.kubeconfig_path)
         if self.agents is not None:
             await self.agents.start()
         if self._with_operator:
-            self.operator = OperatorThread(playground_config(cluster))
+            ledger = str(self.ledger_dir.resolve()) if self.ledger_dir is not None else None
+            config = playground_config(cluster, ledger_url=ledger, loop_interval=self.loop_interval)
+            config = dataclasses.replace(config, **self.operator_overrides)
+            self.operator = OperatorThread(config)
             await self.operator.start()
             await self._webhooks_registered()
 
