@@ -43,7 +43,11 @@ async def bench(size: int) -> dict[str, Any]:
     # No ledger: the accounting loop and budget gate are not part of provisioning (alice's
     # example budget would also cap her at 8 concurrent GPUs).
     async with Playground(
-        nodes=nodes_for(size), gpus_per_node=GPUS_PER_NODE, agents=False, ledger_dir=None
+        nodes=nodes_for(size),
+        gpus_per_node=GPUS_PER_NODE,
+        agents=False,
+        ledger_dir=None,
+        examples=ROOT / "examples",
     ) as pg:
         clock = ReadyClock(pg.cluster, size)
         before = operator_requests(pg.cluster)

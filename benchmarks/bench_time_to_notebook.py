@@ -43,6 +43,7 @@ async def bench(size: int) -> dict[str, Any]:
         sample_interval=1.0,
         report_interval=2.0,
         ledger_dir=None,
+        examples=ROOT / "examples",
     ) as pg:
         clock = ReadyClock(pg.cluster, size)
         t0 = time.perf_counter()

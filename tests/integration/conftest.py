@@ -65,6 +65,7 @@ async def playground(tmp_path: Path) -> AsyncIterator[Playground]:
         ledger_dir=tmp_path / "ledger",
         loop_interval=0.5,
         kubeconfig=tmp_path / "playground.kubeconfig",
+        examples=ROOT / "examples",
     ) as pg:
         yield pg
 

@@ -56,7 +56,7 @@ class Playground:
         ledger_dir: Path | None = Path(".sandboxer/ledger"),
         loop_interval: float = 5.0,
         kubeconfig: Path | None = None,
-        examples: Path | None = EXAMPLES,
+        examples: Path | None = None,
         operator: bool = True,
         agents: bool = True,
         container_start: float = 0.5,
@@ -196,6 +196,7 @@ async def serve(
         report_interval=report_interval,
         ledger_dir=ledger_dir,
         kubeconfig=kubeconfig,
+        examples=EXAMPLES,
     ) as pg:
         echo(instructions(kubeconfig, pg.cluster.url, nodes, gpus_per_node, gpu_model))
         await (stop or asyncio.Event()).wait()
