@@ -140,14 +140,18 @@ class Playground:
                 await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
-        if self.operator is not None:
-            operator, self.operator = self.operator, None
-            await operator.stop()
-        if self.agents is not None:
-            await self.agents.stop()
-        await self.cluster.stop()
-        with contextlib.suppress(OSError):
-            self._scratch.cleanup()
+        """Operator first (it must not see the API vanish), then agents and the cluster, which
+        stop even when the operator does not (its error is raised afterwards)."""
+        try:
+            if self.operator is not None:
+                operator, self.operator = self.operator, None
+                await operator.stop()
+        finally:
+            if self.agents is not None:
+                await self.agents.stop()
+            await self.cluster.stop()
+            with contextlib.suppress(OSError):
+                self._scratch.cleanup()
 
 
 def instructions(kubeconfig: Path, url: str, nodes: int, gpus: int, model: str) -> str:
