@@ -362,6 +362,8 @@ def demo(
 
     configure(level="WARNING")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The story shows refusals itself; kopf's own error line for each would repeat them.
+    logging.getLogger("kopf").setLevel(logging.CRITICAL)
     live = sys.stdout.isatty() and not os.environ.get("CI")
     try:
         result = asyncio.run(run_demo(out, live=live, step_timeout=timeout))

@@ -26,6 +26,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Service"): ("services", True),
     ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
     ("v1", "Secret"): ("secrets", True),
+    ("v1", "Event"): ("events", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
     ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("httproutes", True),
@@ -63,6 +64,9 @@ CALLS: frozenset[tuple[str, str, str | None, Verb]] = frozenset(
         # or exhausted budget, and writes budget status.
         (API_VERSION, "ExperimentSandbox", None, "patch"),
         (API_VERSION, "ComputeBudget", "status", "patch"),
+        # ... and explains its decisions with Events (posted by us: the loop's task runs
+        # outside kopf's handler context, where kopf.event has no posting queue).
+        ("v1", "Event", None, "create"),
     }
 )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import socket
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -277,8 +279,12 @@ class LoopRunner:
                 m.budget_used_gpu_hours.labels(budget=budget.name, subject=who).set(
                     subject.get("usedGpuHours", 0.0)
                 )
+        now = datetime.now(UTC)
         for event in result.events:
-            _post(event)
+            try:
+                await self.kube.create(event_object(event, now, socket.gethostname()))
+            except KubeError as exc:
+                log.warning("Event not posted", reason=event.reason, error=exc.message)
         for note in result.notifications:
             await self._notify(note.url, note.payload)
 
@@ -325,17 +331,37 @@ class LoopRunner:
                      final=res.closed, manifest=res.manifest_key)  # fmt: skip
 
 
-def _post(event: EventIntent) -> None:
-    ref: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": event.kind,
-        "metadata": {"name": event.name},
-    }
+_EVENT_SEQ = itertools.count()
+EVENT_NAMESPACE_FOR_CLUSTER_OBJECTS = "default"  # where Events about cluster-scoped kinds go
+
+
+def event_object(event: EventIntent, now: datetime, instance: str) -> dict[str, Any]:
+    """A core v1 Event about a sandbox or budget (what `kubectl describe` shows)."""
+    namespace = event.namespace or EVENT_NAMESPACE_FOR_CLUSTER_OBJECTS
+    involved: dict[str, Any] = {"apiVersion": API_VERSION, "kind": event.kind, "name": event.name}
     if event.namespace:
-        ref["metadata"]["namespace"] = event.namespace
+        involved["namespace"] = event.namespace
     if event.uid:
-        ref["metadata"]["uid"] = event.uid
-    kopf.event(cast(Any, ref), type=event.type, reason=event.reason, message=event.message)
+        involved["uid"] = event.uid
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{event.name}.{now:%Y%m%d%H%M%S}{next(_EVENT_SEQ):06d}",
+            "namespace": namespace,
+        },
+        "involvedObject": involved,
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:1024],
+        "source": {"component": "sandboxer"},
+        "reportingComponent": "sandboxer.io/operator",
+        "reportingInstance": instance,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 async def start_loop(*, memo: kopf.Memo, **kwargs: Any) -> None:

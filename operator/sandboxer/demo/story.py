@@ -49,11 +49,19 @@ kind: ComputeBudget
 metadata: {{name: {BOB_BUDGET}}}
 spec:
   subjects: [{{kind: User, name: bob}}]
-  allowance: {{gpuHours: 0.012}}
+  allowance: {{gpuHours: 0.015}}
   warnAt: [50, 80]
   onExhausted: Suspend
   team: vision
   costCenter: CC-4410
+---
+apiVersion: sandboxer.io/v1alpha1
+kind: RateCard
+metadata: {{name: demo-prices}}
+spec:
+  currency: USD
+  prices:
+  - {{model: H100, effectiveFrom: "2026-01-01T00:00:00Z", listPrice: 4.0, contractedPrice: 2.9}}
 """
 
 
@@ -150,7 +158,9 @@ class Story:
 
     async def run(self, out_dir: Path) -> Result:
         await self.must("admin", "apply", "-f", "-", stdin=SETUP)
-        self.step(f"admin created class {CLASS} (idle after 20s) and budgets for alice and bob")
+        self.step(
+            f"admin created class {CLASS} (idle after 20s), budgets for alice and bob, and prices"
+        )
         await self.must("alice", "apply", "-f", "-", stdin=sandbox("alice-notebook", 1, 0))
         await self.must("bob", "apply", "-f", "-", stdin=sandbox("bob-training", 2, 95))
         self.step("alice applied a 1-GPU notebook; bob applied a 2-GPU training sandbox")
