@@ -7,7 +7,6 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
 import yaml
 
 from sandboxer.devcluster.playground import Playground
@@ -119,10 +118,6 @@ async def test_more_gpus_than_any_node_keeps_the_pod_pending(pg_kubectl: Kubectl
     assert "Insufficient nvidia.com/gpu" in scheduled["message"]
 
 
-@pytest.mark.xfail(
-    reason="controller race (timing-dependent): reconcile's status patch, computed before the "
-    "pod existed, can land after observe_child wrote Scheduled=False and overwrite it",
-)
 async def test_more_gpus_than_any_node_reports_insufficient_gpu(pg_kubectl: Kubectl) -> None:
     await pg_kubectl("apply", "-f", "-", user="alice", input=manifest("huge", 8))
     await wait(pg_kubectl, "--for=condition=Scheduled=False", "esb/huge", within=5)

@@ -116,6 +116,19 @@ def test_suspension_by_idle_reclaim_keeps_its_reason() -> None:
     assert cond(status, "Suspended") == ("True", "Idle")
 
 
+def test_reason_written_just_before_suspension_survives_and_resume_clears_it() -> None:
+    running = derive(pod({"type": "Ready", "status": "True"}))
+    # The loop patched status first (reason Idle); spec.suspend is not there yet.
+    pending = running.model_copy(update={"suspended_reason": "Idle"})
+    still_running = derive(pod({"type": "Ready", "status": "True"}), pending)
+    assert still_running.suspended_reason == "Idle"
+    suspended = derive(None, still_running, suspend=True)
+    assert cond(suspended, "Suspended") == ("True", "Idle")
+    resumed = derive(pod({"type": "Ready", "status": "True"}), suspended)
+    assert resumed.suspended_reason is None
+    assert cond(resumed, "Suspended")[0] == "False"
+
+
 def test_transition_time_moves_only_on_change_and_patch_is_empty_then() -> None:
     ready_pod = pod({"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"})
     first = derive(ready_pod)

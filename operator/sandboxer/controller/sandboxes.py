@@ -210,7 +210,37 @@ async def observe_child(
 ) -> None:
     """A StatefulSet or pod of ours changed: re-derive the sandbox's status, write on change."""
     raw = _first(index_sandbox, (namespace, labels[SANDBOX_LABEL]))
-    if raw is None or raw["metadata"].get("deletionTimestamp"):
+    if raw is not None:
+        await _rederive(raw, memo, index_class, index_child_sts, index_child_pod)
+
+
+async def observe_sandbox(
+    *,
+    body: kopf.Body,
+    type: str | None,
+    memo: kopf.Memo,
+    index_class: kopf.Index[str, Any],
+    index_child_sts: kopf.Index[Any, Any],
+    index_child_pod: kopf.Index[Any, Any],
+    **_: Any,
+) -> None:
+    """The sandbox itself changed: re-derive too. A handler's status patch computed before the
+    pod existed can land after a child event already wrote the newer status; seeing our own
+    write come back here puts the observed state back (status is a function of the indexes)."""
+    if type == "DELETED":
+        return
+    raw = {k: dict(body.get(k) or {}) for k in ("metadata", "spec", "status")}
+    await _rederive(raw, memo, index_class, index_child_sts, index_child_pod)
+
+
+async def _rederive(
+    raw: Mapping[str, Any],
+    memo: kopf.Memo,
+    index_class: kopf.Index[str, Any],
+    index_child_sts: kopf.Index[Any, Any],
+    index_child_pod: kopf.Index[Any, Any],
+) -> None:
+    if raw["metadata"].get("deletionTimestamp"):
         return
     try:
         sandbox = Sandbox.from_body(raw)
@@ -225,7 +255,7 @@ async def observe_child(
         await memo.kube.patch(
             API_VERSION,
             "ExperimentSandbox",
-            namespace,
+            sandbox.namespace,
             sandbox.name,
             {"status": changes},
             subresource="status",
@@ -250,3 +280,4 @@ def register(registry: kopf.OperatorRegistry) -> None:
         untyped(observe_child)
     )
     kopf.on.event("v1", "pods", labels=OURS, registry=registry)(untyped(observe_child))
+    kopf.on.event(*SANDBOXES, id="observe_sandbox", registry=registry)(untyped(observe_sandbox))

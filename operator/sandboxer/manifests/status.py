@@ -79,7 +79,16 @@ def derive_status(
     suspended = sandbox.spec.suspend
     conditions = list(current.conditions)
 
-    susp_reason = current.suspended_reason or "User" if suspended else None
+    was_suspended = (cond := get_condition(conditions, "Suspended")) is not None and (
+        cond.status == "True"
+    )
+    if suspended:
+        susp_reason = current.suspended_reason or "User"
+    elif was_suspended:
+        susp_reason = None  # resumed
+    else:
+        # The loop writes the reason just before it sets spec.suspend: keep it for that moment.
+        susp_reason = current.suspended_reason
     conditions = set_condition(
         conditions,
         "Suspended",
