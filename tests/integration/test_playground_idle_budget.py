@@ -1,0 +1,148 @@
+"""Idle reclaim and budgets on the playground, through the real kubectl (issues 6 and 7).
+
+Everything runs for real: the agents meter the simulated GPUs the annotation drives, the
+operator's loop folds their reports, warns, suspends and writes the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sandboxer.devcluster.playground import Playground
+from tests.integration.conftest import Kubectl
+
+AFTER, WARN_BEFORE, REPORT = 6, 3, 0.5  # seconds; the playground fixture reports every 0.5 s
+
+QUICK_CLASS = json.dumps(
+    {
+        "apiVersion": "sandboxer.io/v1alpha1",
+        "kind": "SandboxClass",
+        "metadata": {"name": "quick"},
+        "spec": {
+            "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
+            "gpu": {"model": "H100"},
+            "idle": {"after": f"{AFTER}s", "warnBefore": f"{WARN_BEFORE}s"},
+        },
+    }
+)
+
+
+def sandbox(name: str, utilization: int, cls: str = "quick", gpus: int = 1) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "sandboxer.io/v1alpha1",
+            "kind": "ExperimentSandbox",
+            "metadata": {
+                "name": name,
+                "annotations": {"sim.sandboxer.io/gpu-utilization": str(utilization)},
+            },
+            "spec": {"class": cls, "gpus": gpus},
+        }
+    )
+
+
+async def get(kubectl: Kubectl, *what: str, user: str = "alice") -> Any:
+    return (await kubectl("get", *what, "-o", "json", user=user)).json()
+
+
+async def wait(kubectl: Kubectl, *args: str, within: int = 30, user: str = "alice") -> None:
+    await kubectl("wait", *args, f"--timeout={within}s", user=user)
+
+
+def at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+async def events(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
+    listed = await get(kubectl, "events", "--field-selector", f"involvedObject.name={name}")
+    return sorted(listed["items"], key=lambda e: e.get("lastTimestamp") or "")
+
+
+async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_resets(
+    playground: Playground, pg_kubectl: Kubectl
+) -> None:
+    kubectl = pg_kubectl
+    await kubectl("apply", "-f", "-", input=QUICK_CLASS)
+    await kubectl("apply", "-f", "-", user="alice", input=sandbox("idle", 0))
+    await kubectl("apply", "-f", "-", user="alice", input=sandbox("busy", 90))
+    await wait(kubectl, "--for=condition=Ready", "esb/idle", "esb/busy")
+
+    await wait(kubectl, "--for=jsonpath={.status.suspendedReason}=Idle", "esb/idle")
+    idle = await get(kubectl, "esb", "idle")
+    assert idle["spec"]["suspend"] is True
+    reasons = [e["reason"] for e in await events(kubectl, "idle")]
+    assert reasons.index("IdleWarning") < reasons.index("IdleReclaimed")
+    reclaimed = next(e for e in await events(kubectl, "idle") if e["reason"] == "IdleReclaimed")
+    started = at(idle["status"]["conditions"][0]["lastTransitionTime"])
+    for cond in idle["status"]["conditions"]:
+        if cond["type"] == "Idle":
+            assert cond["status"] == "True"
+            assert "every GPU at or below 5%" in cond["message"]
+    # Never idle at all: reclaimed within the window plus one report interval (and a pass,
+    # plus the Event timestamps' one-second resolution).
+    latency = (at(reclaimed["lastTimestamp"]) - started).total_seconds()
+    assert latency <= AFTER + REPORT + 0.5 + 2, latency
+
+    busy = await get(kubectl, "esb", "busy")
+    assert busy["spec"].get("suspend") is False
+    assert busy["status"]["phase"] == "Ready"
+    assert "IdleWarning" not in [e["reason"] for e in await events(kubectl, "busy")]
+
+    # Resume: the same workspace, a full window again (no instant re-cull, kubeflow#6648).
+    await kubectl(
+        "patch", "esb", "idle", "--type", "merge", "-p", '{"spec":{"suspend":false}}', user="alice"
+    )
+    await wait(kubectl, "--for=condition=Ready", "esb/idle")
+    resumed = await get(kubectl, "esb", "idle")
+    assert resumed["status"].get("suspendedReason") is None
+    restarted = at(resumed["status"]["startedAt"])
+    await wait(kubectl, "--for=jsonpath={.status.suspendedReason}=Idle", "esb/idle")
+    second = [e for e in await events(kubectl, "idle") if e["reason"] == "IdleReclaimed"][-1]
+    assert (at(second["lastTimestamp"]) - restarted).total_seconds() >= AFTER - 1
+
+
+async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_and_admin_sees_status(
+    playground: Playground, pg_kubectl: Kubectl
+) -> None:
+    """The warn-suspend-top-up-resume flow runs in tests/integration/test_demo.py (through
+    kubectl, with a short minimum runtime); here the default one-hour minimum applies."""
+    kubectl = pg_kubectl
+    tiny = json.dumps(
+        {
+            "apiVersion": "sandboxer.io/v1alpha1",
+            "kind": "ComputeBudget",
+            "metadata": {"name": "tiny"},
+            "spec": {
+                "subjects": [{"kind": "User", "name": "bob"}],
+                "allowance": {"gpuHours": 0.5},
+                "onExhausted": "Suspend",
+            },
+        }
+    )
+    await kubectl("apply", "-f", "-", input=tiny)
+    # bob is also in group team-vision, whose budget pays for h100 (every budget must allow).
+    hot = sandbox("hot", 95, "h100", gpus=2)
+    refused = await kubectl("apply", "-f", "-", user="bob", input=hot, check=False)
+    assert refused.rc != 0
+    text = refused.stdout + refused.stderr
+    assert "bob has 0.5 of 0.5 GPU-hours left" in text, text
+    assert "budget tiny" in text
+    # One GPU would last half an hour, under the one-hour minimum: still refused.
+    small = sandbox("small", 0, "h100", gpus=1)
+    still = await kubectl("apply", "-f", "-", user="bob", input=small, check=False)
+    assert still.rc != 0
+    await kubectl(
+        "patch", "computebudget", "tiny", "--type", "merge",
+        "-p", '{"spec":{"allowance":{"gpuHours":10}}}',
+    )  # fmt: skip
+    await kubectl("apply", "-f", "-", user="bob", input=small)
+    await wait(kubectl, "--for=condition=Ready", "esb/small", user="bob")
+    await wait(
+        kubectl, "--for=jsonpath={.status.subjects[0].runningGpus}=1", "computebudget/tiny",
+        user="admin",
+    )  # fmt: skip
+    budget = await get(kubectl, "computebudget", "tiny", user="admin")
+    assert budget["status"]["period"]["name"] == datetime.now().strftime("%Y-%m")
+    assert budget["status"]["subjects"][0]["name"] == "bob"
