@@ -203,6 +203,7 @@ class BudgetRequest:
 class BudgetDecision:
     allowed: bool
     message: str = ""  # on refusal: which budget, what is left, what to change
+    reason: str = ""  # one CamelCase word, e.g. Exhausted, NoBudget (for metrics)
 
 
 class BudgetGate(Protocol):

@@ -174,7 +174,9 @@ class LedgerBudgetGate:
         snap = self.runner.builder.build(self.runner.indexes, datetime.now(UTC))
         decision = self.runner.engine.admit(request, snap)
         if not decision.allowed and not request.dry_run:
-            self.runner.metrics.admission_refusals_total.labels(owner=request.owner).inc()
+            self.runner.metrics.admission_refusals_total.labels(
+                owner=request.owner, reason=decision.reason or "Refused"
+            ).inc()
         return decision
 
 
@@ -238,10 +240,14 @@ class LoopRunner:
                 team = row.team or row.namespace
                 m.ledger_gpu_hours_total.labels(team=team).inc(row.allocated_gpu_hours)
                 m.ledger_busy_gpu_hours_total.labels(team=team).inc(row.busy_gpu_hours)
-        if result.reclaimed_gpu_hours:
-            m.reclaimed_gpu_hours_total.inc(result.reclaimed_gpu_hours)
-        if result.exhaustions:
-            m.budget_exhaustions_total.inc(result.exhaustions)
+        for team, reason, hours in result.reclaimed:
+            m.reclaimed_gpu_hours_total.labels(team=team, reason=reason).inc(hours)
+        for account in result.exhausted:
+            m.budget_exhaustions_total.labels(
+                budget=account.budget, subject=account.name or "shared"
+            ).inc()
+        for owner, seconds in result.gpu_wait_seconds.items():
+            m.gpu_wait_seconds_total.labels(owner=owner).inc(seconds)
         for model in sorted(result.unpriced):
             log.warning("Charged zero: no RateCard price", gpu=model)
         for write in result.sandbox_writes:
@@ -265,6 +271,11 @@ class LoopRunner:
             except KubeError as exc:
                 if exc.status != 404:  # deleted meanwhile: nothing to do
                     log.warning("Patch failed", sandbox=write.name, error=exc.message)
+        if self.indexes is not None:
+            for name, spec in _one(self.indexes["index_budget"]).items():
+                allowance = (spec.get("allowance") or {}).get("gpuHours")
+                if allowance is not None:
+                    m.budget_allowance_gpu_hours.labels(budget=name).set(float(allowance))
         for budget in result.budget_writes:
             try:
                 await self.kube.patch(

@@ -15,13 +15,13 @@ from sandboxer.observability.metrics import PREFIX
 GPU_HOURS = f"{PREFIX}_ledger_gpu_hours_total"
 BUSY_GPU_HOURS = f"{PREFIX}_ledger_busy_gpu_hours_total"
 # Gauge per GPU from the agent (0-100, like dcgm-exporter's DCGM_FI_DEV_GPU_UTIL).
-GPU_UTILIZATION = f"{PREFIX}_gpu_utilization_percent"
+GPU_UTILIZATION = f"{PREFIX}_gpu_utilization"
 # Counter of GPU-hours given back to the pool by suspensions, by team and reason.
 RECLAIMED_GPU_HOURS = f"{PREFIX}_reclaimed_gpu_hours_total"
 # Gauges per budget (and subject for PerSubject budgets).
 BUDGET_USED = f"{PREFIX}_budget_used_gpu_hours"
 BUDGET_ALLOWANCE = f"{PREFIX}_budget_allowance_gpu_hours"
-# Counter of admission refusals, by reason (ClassLimit, BudgetExhausted, ...) and team.
+# Counter of budget refusals at admission, by reason (NoBudget, Exhausted, ...) and owner.
 REFUSALS = f"{PREFIX}_admission_refusals_total"
 
 DASHBOARD_METRICS: tuple[str, ...] = (

@@ -116,8 +116,10 @@ class PassResult:
     deferred_reports: int = 0
     closed_hours: list[ClosedHour] = field(default_factory=list)
     reclaimed_gpu_hours: float = 0.0
+    reclaimed: list[tuple[str, str, float]] = field(default_factory=list)  # team, reason, hours
     reclaims: int = 0
-    exhaustions: int = 0
+    exhausted: list[Account] = field(default_factory=list)  # accounts that ran out this pass
+    gpu_wait_seconds: dict[str, float] = field(default_factory=dict)  # owner -> seconds
     unpriced: set[str] = field(default_factory=set)
 
 
@@ -361,7 +363,7 @@ class Engine:
         for rs in derived.running:
             for budget in derived.index.budgets_for(derived.person(rs.owner, rs.namespace)):
                 members[budget.name].append(rs)
-        self._count_waiting(snap, derived, waited)
+        self._count_waiting(snap, derived, waited, result)
         tightest: dict[str, AccountStatus] = {}
         for budget in derived.budgets:
             period = period_at(budget.spec.period, snap.now)
@@ -433,7 +435,7 @@ class Engine:
         elif isinstance(action, enforcement.Exhausted):
             cond = ("True", "BudgetExhausted", action.message)
             kind, reason = "Warning", "BudgetExhausted"
-            result.exhaustions += 1
+            result.exhausted.append(action.status.account)
             self.friction.exhausted(action.status.period.name, action.status.account)
         else:
             cond = ("False", "BudgetAvailable", action.message)
@@ -461,7 +463,9 @@ class Engine:
                 NotifyIntent(budget.spec.notify.webhook_url, notify.budget_payload(action))
             )
 
-    def _count_waiting(self, snap: Snapshot, derived: _Derived, waited: float) -> None:
+    def _count_waiting(
+        self, snap: Snapshot, derived: _Derived, waited: float, result: PassResult
+    ) -> None:
         """Friction: time sandboxes spent waiting for GPUs, on every account they charge."""
         if waited <= 0:
             return
@@ -469,6 +473,7 @@ class Engine:
             if not sb.running or sb.condition("Scheduled") != ("False", "InsufficientGPU"):
                 continue
             person = derived.person(sb.owner, sb.namespace)
+            result.gpu_wait_seconds[sb.owner] = result.gpu_wait_seconds.get(sb.owner, 0.0) + waited
             for budget in derived.index.budgets_for(person):
                 period = period_at(budget.spec.period, snap.now)
                 self.friction.waited(period.name, accounts_for(budget, person), waited)
@@ -579,6 +584,8 @@ class Engine:
                 saved = reclaimed_gpu_hours(gpus_held, weight, snap.now, self.settings.savings)
                 if decision.reason == "Idle":
                     result.reclaimed_gpu_hours += saved
+                team = snap.namespaces.get(sb.namespace, {}).get(TEAM_LABEL, sb.namespace)
+                result.reclaimed.append((team, decision.reason, saved))
                 result.reclaims += 1
                 suspends.setdefault(
                     sb.uid,
@@ -762,4 +769,4 @@ class Engine:
         if not decision.allowed and not request.dry_run:
             for budget, st in checks:
                 self.friction.refused(period_at(budget.spec.period, snap.now).name, [st.account])
-        return BudgetDecision(decision.allowed, decision.message)
+        return BudgetDecision(decision.allowed, decision.message, decision.reason)

@@ -92,8 +92,15 @@ class LoopMetrics:
         )
         self.reclaimed_gpu_hours_total = Counter(
             f"{PREFIX}_reclaimed_gpu_hours_total",
-            "GPU-hours saved by idle reclaim, projected to the end of the working day "
-            "(docs/idle-reclaim.md)",
+            "GPU-hours given back by idle or lifetime reclaim, projected to the end of the "
+            "working day (docs/idle-reclaim.md)",
+            ["team", "reason"],
+            registry=r,
+        )
+        self.budget_allowance_gpu_hours = Gauge(
+            f"{PREFIX}_budget_allowance_gpu_hours",
+            "Allowance per budget and period, in GPU-hours",
+            ["budget"],
             registry=r,
         )
         self.budget_used_gpu_hours = Gauge(
@@ -104,12 +111,21 @@ class LoopMetrics:
         )
         self.admission_refusals_total = Counter(
             f"{PREFIX}_admission_refusals_total",
-            "Sandboxes refused at admission for budget reasons, per owner",
-            ["owner"],
+            "Sandboxes refused at admission for budget reasons, per owner and reason",
+            ["owner", "reason"],
             registry=r,
         )
         self.budget_exhaustions_total = Counter(
-            f"{PREFIX}_budget_exhaustions_total", "Budget accounts that ran out", registry=r
+            f"{PREFIX}_budget_exhaustions_total",
+            "Budget accounts that ran out, per budget and subject",
+            ["budget", "subject"],
+            registry=r,
+        )
+        self.gpu_wait_seconds_total = Counter(
+            f"{PREFIX}_gpu_wait_seconds_total",
+            "Seconds sandboxes waited for free GPUs (Scheduled=False, InsufficientGPU), per owner",
+            ["owner"],
+            registry=r,
         )
         self.pass_seconds = Histogram(
             f"{PREFIX}_loop_pass_seconds",
