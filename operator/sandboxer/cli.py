@@ -399,5 +399,54 @@ def export(
     raise typer.Exit(code=run_export(period, ledger, sink, format, echo=typer.echo))
 
 
+@app.command()
+def resume(
+    name: Annotated[str, typer.Argument(help="The ExperimentSandbox to resume.")],
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Default: the context's namespace.")
+    ] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Default: $KUBECONFIG.")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context to use.")] = None,
+) -> None:
+    """Resume a suspended sandbox: the same workspace comes back and idle tracking restarts.
+
+    The same as `kubectl patch esb NAME --type merge -p '{"spec":{"suspend":false}}'`; the
+    admission webhook checks the owner's budget first and says why when it refuses.
+    """
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    from sandboxer import GROUP, VERSION
+
+    path = str(kubeconfig) if kubeconfig else None
+    config.load_kube_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
+    if namespace is None:
+        contexts, active = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+        namespace = chosen.get("context", {}).get("namespace") or "default"
+    api = client.CustomObjectsApi()
+    try:
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "experimentsandboxes", name, {"spec": {"suspend": False}}
+        )
+    except ApiException as exc:
+        detail = exc.reason
+        if exc.body:
+            try:
+                import json
+
+                detail = json.loads(exc.body).get("message", detail)
+            except ValueError:
+                pass
+        typer.echo(f"Could not resume {namespace}/{name}: {detail}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"Resumed {namespace}/{name}; wait for it with: kubectl wait --for=condition=Ready "
+               f"esb/{name} -n {namespace}")  # fmt: skip
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,9 @@ operator's loop folds their reports, warns, suspends and writes the ledger.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -91,9 +93,15 @@ async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_reset
     assert "IdleWarning" not in [e["reason"] for e in await events(kubectl, "busy")]
 
     # Resume: the same workspace, a full window again (no instant re-cull, kubeflow#6648).
-    await kubectl(
-        "patch", "esb", "idle", "--type", "merge", "-p", '{"spec":{"suspend":false}}', user="alice"
-    )
+    # `sandboxer resume` (the same merge patch as kubectl's) as alice.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandboxer.cli", "resume", "idle",
+        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    said = (await proc.communicate())[0].decode()
+    assert proc.returncode == 0, said
+    assert "Resumed default/idle" in said
     await wait(kubectl, "--for=condition=Ready", "esb/idle")
     resumed = await get(kubectl, "esb", "idle")
     assert resumed["status"].get("suspendedReason") is None
