@@ -222,3 +222,17 @@ def test_restarted_engine_neither_loses_nor_double_counts(tmp_path: Path) -> Non
     # 140 passes of 30 s = 70 minutes; the first hour is closed, the rest is open.
     open_hours = sum(r.allocated_gpu_hours for r in world.engine.book.open_rows(CARD))
     assert total + open_hours == pytest.approx(140 * 30 / 3600, abs=1e-6)
+
+
+def test_idle_warning_and_reclaim_reach_the_owners_budget_webhook(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    spec = budget(100.0).model_dump(by_alias=True)
+    spec["notify"] = {"webhookUrl": "https://hooks.example.com/T000/B000"}
+    world.budgets = {"researchers": ComputeBudgetSpec.model_validate(spec)}
+    notes = []
+    for _ in range(25):
+        notes += world.step(30, util=0).notifications
+    titles = [n.payload["text"] for n in notes]
+    assert any("will be suspended (Idle)" in t for t in titles), titles
+    assert any("was suspended (Idle)" in t for t in titles), titles
+    assert all(n.url == "https://hooks.example.com/T000/B000" for n in notes)

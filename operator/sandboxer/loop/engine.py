@@ -592,11 +592,13 @@ class Engine:
                     (decision.reason, f"Suspended ({decision.reason.lower()}): {decision.message}"),
                 )
                 conditions[sb.uid].append(("Idle", "True", "Reclaimed", decision.message))
+                self._notify_owner(snap, sb, False, decision.reason, decision.message, result)
             elif isinstance(decision, Warn):
                 reason = "IdleWarning" if decision.reason == "Idle" else "LifetimeWarning"
                 conditions[sb.uid].append(("Idle", "True", reason, decision.message))
                 if mem.warned_for != decision.reclaim_at:
                     mem.warned_for = decision.reclaim_at
+                    self._notify_owner(snap, sb, True, decision.reason, decision.message, result)
                     result.events.append(
                         EventIntent(
                             "ExperimentSandbox",
@@ -616,6 +618,26 @@ class Engine:
                 )
         for uid in set(self._memory) - live:
             del self._memory[uid]
+
+    def _notify_owner(
+        self,
+        snap: Snapshot,
+        sb: SandboxView,
+        warning: bool,
+        reason: str,
+        message: str,
+        result: PassResult,
+    ) -> None:
+        """Idle and lifetime notices go to the notification webhooks of the owner's budgets."""
+        from sandboxer.budgets import notify
+
+        person = Person(sb.owner, sb.owner_groups, sb.namespace)
+        for budget in self._budget_index(snap).budgets_for(person):
+            url = budget.spec.notify.webhook_url if budget.spec.notify else None
+            if url:
+                body = notify.reclaim_payload(sb.namespace, sb.name, sb.owner, warning, reason,
+                                              message)  # fmt: skip
+                result.notifications.append(NotifyIntent(url, body))
 
     # -- sandbox status ---------------------------------------------------------------------
 
