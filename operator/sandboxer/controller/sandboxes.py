@@ -230,7 +230,7 @@ async def observe_sandbox(
     if type == "DELETED":
         return
     raw = {k: dict(body.get(k) or {}) for k in ("metadata", "spec", "status")}
-    await _rederive(raw, memo, index_class, index_child_sts, index_child_pod)
+    await _rederive(raw, memo, index_class, index_child_sts, index_child_pod, need_class=True)
 
 
 async def _rederive(
@@ -239,6 +239,8 @@ async def _rederive(
     index_class: kopf.Index[str, Any],
     index_child_sts: kopf.Index[Any, Any],
     index_child_pod: kopf.Index[Any, Any],
+    *,
+    need_class: bool = False,
 ) -> None:
     if raw["metadata"].get("deletionTimestamp"):
         return
@@ -250,6 +252,8 @@ async def _rederive(
         cls = _class(index_class, sandbox.spec.class_)
     except ValidationError:
         cls = None  # the sandbox handler reports it; the URL falls back to the Service's
+    if cls is None and need_class:
+        return  # ClassNotFound / InvalidClass: the sandbox handler's condition stands
     changes, _new = _status(sandbox, raw.get("status") or {}, cls, index_child_sts, index_child_pod)
     if changes:
         await memo.kube.patch(
