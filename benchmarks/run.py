@@ -55,6 +55,9 @@ SCENARIOS: list[Scenario] = [
         "accounting",
         "bench_accounting.py",
         sizes=(625, 2500, 10_000),
+        # As the operator's loop does (loop/engine.py): agent restarts seen in one pass share
+        # that pass's single checkpoint commit instead of one full commit each.
+        extra_args=("--no-epoch-commits",),
         targets=(
             Target(
                 "error_vs_truth_pct",
