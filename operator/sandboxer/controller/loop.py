@@ -23,6 +23,7 @@ from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.api.budget import ComputeBudgetSpec
 from sandboxer.api.nodereport import GPUNodeReportStatus
+from sandboxer.api.ratecard import RateCardSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.budgets.admission import NoBudgetPolicy
 from sandboxer.controller.config import OperatorConfig
@@ -98,6 +99,7 @@ class SnapshotBuilder:
         self._views: dict[str, tuple[str, SandboxView | None]] = {}
         self._reports: dict[str, tuple[str, GPUNodeReportStatus | None]] = {}
         self._specs: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+        self._card: tuple[dict[Any, Any], RateCardSpec] | None = None
 
     def _parsed(self, kind: str, name: str, raw: dict[str, Any], model: Any) -> Any:
         """Parse a class/budget spec once per change, so parsed objects stay identical
@@ -134,8 +136,12 @@ class SnapshotBuilder:
             budget = self._parsed("budget", name, spec, ComputeBudgetSpec)
             if budget is not None:
                 snap.budgets[name] = budget
-        with contextlib.suppress(ValueError):
-            snap.rate_card = merged_rate_card(_one(indexes["index_ratecard"]))
+        cards = _one(indexes["index_ratecard"])
+        if self._card is None or self._card[0] != cards:
+            with contextlib.suppress(ValueError):
+                self._card = (cards, merged_rate_card(cards))
+        if self._card is not None:
+            snap.rate_card = self._card[1]  # the same object while unchanged (engine caches)
         for node, status in _one(indexes["index_report"]).items():
             stamp = f"{status.get('epoch')}/{status.get('sequence')}"
             cached_report = self._reports.get(node)

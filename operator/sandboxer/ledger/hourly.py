@@ -63,6 +63,9 @@ class HourBook:
     _ref_text: dict[str, tuple[SandboxRef, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _open_cache: dict[tuple[datetime, str], tuple[Any, UsageRow]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def add(self, deltas: Iterable[UsageDelta]) -> None:
         for delta in deltas:
@@ -104,10 +107,31 @@ class HourBook:
         return out
 
     def open_rows(self, card: RateCardSpec) -> list[UsageRow]:
-        """Provisional rows for hours still open (budget status counts them; never written)."""
+        """Provisional rows for hours still open (budget status counts them; never written).
+
+        Asked every loop pass while only the buckets of nodes that reported changed: a row is
+        priced again only when its bucket or the rate card did.
+        """
         rows: list[UsageRow] = []
+        cache = self._open_cache
+        self._open_cache = {}
         for hour, buckets in sorted(self.open.items()):
-            rows.extend(_price(buckets, hour, card, 0, False, "zero")[0])
+            stale: dict[str, Bucket] = {}
+            for uid, b in buckets.items():
+                state = (id(card), b.ref, b.allocated_seconds, b.busy_seconds, b.energy_joules,
+                         len(b.gpus))  # fmt: skip
+                hit = cache.get((hour, uid))
+                if hit is not None and hit[0] == state:
+                    self._open_cache[(hour, uid)] = hit
+                    rows.append(hit[1])
+                else:
+                    stale[uid] = b
+            for row in _price(stale, hour, card, 0, False, "zero")[0]:
+                b = buckets[row.sandbox_uid]
+                state = (id(card), b.ref, b.allocated_seconds, b.busy_seconds, b.energy_joules,
+                         len(b.gpus))  # fmt: skip
+                self._open_cache[(hour, row.sandbox_uid)] = (state, row)
+                rows.append(row)
         return rows
 
     def _forget_old_revisions(self) -> None:

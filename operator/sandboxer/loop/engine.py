@@ -164,7 +164,7 @@ class Engine:
         self._seen: dict[str, tuple[str, int]] = {}  # node -> (epoch, sequence) folded
         self._unknown_since: dict[str, datetime] = {}
         self._memory: dict[str, _SandboxMemory] = {}
-        self._budget_written: dict[str, tuple[dict[str, Any], datetime]] = {}
+        self._budget_written: dict[str, tuple[dict[str, Any], datetime, list[str], str]] = {}
         self._last: _Derived | None = None
         self._last_pass: datetime | None = None
         self._loaded = False
@@ -486,31 +486,27 @@ class Engine:
         now: datetime,
         result: PassResult,
     ) -> None:
-        doc = budget_status(budget, statuses, period).dump()
+        """Budget status: at once when an account runs out or recovers, else at most once per
+        budget_refresh (usage moves every pass; writes should not)."""
         exhausted = sorted(a.describe() for a, st in statuses.items() if st.exhausted)
+        last = self._budget_written.get(budget.name)
+        flips = last is None or last[2] != exhausted or last[3] != period.name
+        if not flips and last is not None and now - last[1] < self.settings.budget_refresh:
+            return
+        doc = budget_status(budget, statuses, period).dump()
+        since = now if flips or last is None else last[0]["conditions"][0]["lastTransitionTime"]
         doc["conditions"] = [
             Condition(
                 type="Exhausted",
                 status="True" if exhausted else "False",
                 reason="AllowanceUsed" if exhausted else "WithinAllowance",
                 message="; ".join(exhausted),
-                last_transition_time=period.start,
+                last_transition_time=since,
             ).dump()
         ]
-        last = self._budget_written.get(budget.name)
         if last is not None and last[0] == doc:
             return
-        flips = last is None or last[0].get("conditions") != doc["conditions"]
-        if not flips and last is not None and now - last[1] < self.settings.budget_refresh:
-            return
-        if last is not None and not flips:
-            # Keep the transition time stable: only the flip moves it.
-            doc["conditions"][0]["lastTransitionTime"] = last[0]["conditions"][0][
-                "lastTransitionTime"
-            ]
-        else:
-            doc["conditions"][0]["lastTransitionTime"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._budget_written[budget.name] = (doc, now)
+        self._budget_written[budget.name] = (doc, now, exhausted, period.name)
         result.budget_writes.append(BudgetWrite(budget.name, doc))
 
     # -- idle reclaim -----------------------------------------------------------------------
