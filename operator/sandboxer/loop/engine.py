@@ -170,6 +170,7 @@ class Engine:
         self._loaded = False
         self._committed_at: datetime | None = None
         self._ref_cache: dict[str, tuple[Any, SandboxRef]] = {}
+        self._running_cache: dict[str, tuple[Any, RunningSandbox]] = {}
         self._index: tuple[Any, BudgetIndex] | None = None
 
     # -- start-up ---------------------------------------------------------------------------
@@ -302,6 +303,7 @@ class Engine:
         running: list[RunningSandbox] = []
         per_gpu: dict[str, float] = {}  # class -> hourly cost of one GPU, priced once per pass
         groups_of: dict[str, frozenset[str]] = {}
+        cache: dict[str, tuple[Any, RunningSandbox]] = {}
         for sb in snap.sandboxes.values():
             if sb.owner_groups:
                 known = groups_of.get(sb.owner)
@@ -312,18 +314,25 @@ class Engine:
                 continue
             if sb.spec.class_ not in per_gpu:
                 per_gpu[sb.spec.class_] = self._hourly_cost(snap, cls, 1)
-            running.append(
-                RunningSandbox(
-                    uid=sb.uid,
-                    name=sb.name,
-                    namespace=sb.namespace,
-                    owner=sb.owner,
-                    sandbox_class=sb.spec.class_,
-                    gpus=sb.spec.gpus,
-                    billing_weight=cls.gpu.billing_weight,
-                    hourly_cost=sb.spec.gpus * per_gpu[sb.spec.class_],
+            key = (id(sb), id(cls), per_gpu[sb.spec.class_])
+            hit = self._running_cache.get(sb.uid)
+            if hit is None or hit[0] != key:
+                hit = (
+                    key,
+                    RunningSandbox(
+                        uid=sb.uid,
+                        name=sb.name,
+                        namespace=sb.namespace,
+                        owner=sb.owner,
+                        sandbox_class=sb.spec.class_,
+                        gpus=sb.spec.gpus,
+                        billing_weight=cls.gpu.billing_weight,
+                        hourly_cost=sb.spec.gpus * per_gpu[sb.spec.class_],
+                    ),
                 )
-            )
+            cache[sb.uid] = hit
+            running.append(hit[1])
+        self._running_cache = cache  # views are the same objects while unchanged
         return _Derived(
             snap.now, budgets, running, groups_of, self.book.open_rows(snap.rate_card),
             index=self._budget_index(snap),
