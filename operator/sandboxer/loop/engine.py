@@ -164,7 +164,7 @@ class Engine:
         self._seen: dict[str, tuple[str, int]] = {}  # node -> (epoch, sequence) folded
         self._unknown_since: dict[str, datetime] = {}
         self._memory: dict[str, _SandboxMemory] = {}
-        self._budget_written: dict[str, tuple[dict[str, Any], datetime, list[str], str]] = {}
+        self._budget_written: dict[str, tuple[dict[str, Any], datetime, list[str], str, Any]] = {}
         self._last: _Derived | None = None
         self._last_pass: datetime | None = None
         self._loaded = False
@@ -495,12 +495,14 @@ class Engine:
         now: datetime,
         result: PassResult,
     ) -> None:
-        """Budget status: at once when an account runs out or recovers, else at most once per
-        budget_refresh (usage moves every pass; writes should not)."""
+        """Budget status: at once when an account runs out or recovers, or starts or stops
+        GPUs, else at most once per budget_refresh (usage moves every pass; writes should not)."""
         exhausted = sorted(a.describe() for a, st in statuses.items() if st.exhausted)
+        running = sorted((a.describe(), st.running_gpus) for a, st in statuses.items())
         last = self._budget_written.get(budget.name)
         flips = last is None or last[2] != exhausted or last[3] != period.name
-        if not flips and last is not None and now - last[1] < self.settings.budget_refresh:
+        moved = flips or last is None or last[4] != running
+        if not moved and last is not None and now - last[1] < self.settings.budget_refresh:
             return
         doc = budget_status(budget, statuses, period).dump()
         since = now if flips or last is None else last[0]["conditions"][0]["lastTransitionTime"]
@@ -515,7 +517,7 @@ class Engine:
         ]
         if last is not None and last[0] == doc:
             return
-        self._budget_written[budget.name] = (doc, now, exhausted, period.name)
+        self._budget_written[budget.name] = (doc, now, exhausted, period.name, running)
         result.budget_writes.append(BudgetWrite(budget.name, doc))
 
     # -- idle reclaim -----------------------------------------------------------------------
