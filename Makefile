@@ -11,16 +11,16 @@ VENV_CHECKOV := .venv-checkov/.installed-stamp
 install: $(STAMP)
 
 # uv is pinned in the lock too, so `uv pip sync` keeps it.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(UV) pip sync --python $(PY) requirements.lock
+	$(UV) pip sync --python $(PY) requirements.txt
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
-$(VENV_CHECKOV): requirements-checkov.lock $(STAMP)
+$(VENV_CHECKOV): requirements-checkov.txt $(STAMP)
 	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
-	$(UV) pip sync --python .venv-checkov/bin/python requirements-checkov.lock
+	$(UV) pip sync --python .venv-checkov/bin/python requirements-checkov.txt
 	touch $(VENV_CHECKOV)
 
 demo: $(STAMP)
@@ -60,8 +60,8 @@ bench: $(STAMP)
 # Re-resolve the lock from pyproject.toml (needs the package index).
 .PHONY: lock
 lock: $(STAMP)
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
-	$(UV) pip compile requirements-checkov.in --python-version 3.11 --generate-hashes -o requirements-checkov.lock
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.txt
+	$(UV) pip compile requirements-checkov.in --python-version 3.11 --generate-hashes -o requirements-checkov.txt
 
 clean:
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache .cache
