@@ -61,6 +61,7 @@ bench: $(STAMP)
 .PHONY: lock
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.txt
+	$(UV) lock --python 3.11
 	$(UV) pip compile requirements-checkov.in --python-version 3.11 --generate-hashes -o requirements-checkov.txt
 
 clean:
