@@ -155,6 +155,18 @@ class Condition(Model):
     )
 
 
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def rfc3339(at: datetime) -> str:
+    """UTC, whole seconds, `Z`: the timestamp form Kubernetes writes (and ledger files use)."""
+    return at.astimezone(UTC).strftime(RFC3339)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    return datetime.strptime(text, RFC3339).replace(tzinfo=UTC)
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from sandboxer.api.types import rfc3339
 from sandboxer.chargeback.focus_spec import columns_for
 from sandboxer.chargeback.periods import BillingPeriod
 
@@ -13,7 +14,7 @@ MANIFEST_NAME = "manifest.json"
 
 
 def iso(instant: datetime | None) -> str | None:
-    return None if instant is None else instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if instant is None else rfc3339(instant)
 
 
 def manifest_key(period: str) -> str:

@@ -25,6 +25,7 @@ from sandboxer.api.budget import ComputeBudgetSpec
 from sandboxer.api.nodereport import GPUNodeReportStatus
 from sandboxer.api.ratecard import RateCardSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
+from sandboxer.api.types import rfc3339
 from sandboxer.budgets.admission import NoBudgetPolicy
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient, KubeError
@@ -360,7 +361,7 @@ def event_object(event: EventIntent, now: datetime, instance: str) -> dict[str, 
         involved["namespace"] = event.namespace
     if event.uid:
         involved["uid"] = event.uid
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",

@@ -9,6 +9,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from sandboxer.api.types import rfc3339
 from sandboxer.api.validation import apply_defaults, to_jsonschema, validate
 from sandboxer.devcluster.errors import ApiError, invalid
 from sandboxer.devcluster.resources import ResourceType
@@ -18,7 +19,7 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def now_rfc3339(clock: datetime.datetime | None = None) -> str:
     moment = clock or datetime.datetime.now(datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(moment)
 
 
 def generated_name(prefix: str) -> str:

@@ -151,7 +151,7 @@ class Cursors:
         return {
             "version": STATE_VERSION,
             "nodes": {
-                name: {"epoch": m.epoch, "latestAt": _iso(m.latest_at),
+                name: {"epoch": m.epoch, "latestAt": iso_utc(m.latest_at),
                        "retired": list(m.retired), "gone": m.gone}
                 for name, m in sorted(self.nodes.items())
             },
@@ -181,7 +181,7 @@ class Cursors:
                 f"version {STATE_VERSION}; restore a matching operator version or reset the state"
             )
         nodes = {
-            name: NodeMark(m["epoch"], _parse(m["latestAt"]), tuple(m["retired"]), m["gone"])
+            name: NodeMark(m["epoch"], parse_utc(m["latestAt"]), tuple(m["retired"]), m["gone"])
             for name, m in doc["nodes"].items()
         }
         keys: dict[str, dict[PodGPU, Cursor]] = {}
@@ -315,11 +315,12 @@ def _micros(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 
-def _iso(at: datetime) -> str:
+def iso_utc(at: datetime) -> str:
+    """Checkpoint timestamps: full precision, UTC (hourly.py encodes its hours the same way)."""
     return at.astimezone(UTC).isoformat()
 
 
-def _parse(text: str) -> datetime:
+def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 

@@ -11,11 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sandboxer.api.ratecard import RateCardSpec
-from sandboxer.ledger.accounting import HOUR, Counters, SandboxRef, UsageDelta, hour_of
+from sandboxer.ledger.accounting import (
+    HOUR,
+    Counters,
+    SandboxRef,
+    UsageDelta,
+    hour_of,
+    iso_utc,
+    parse_utc,
+)
 from sandboxer.ledger.pricing import MissingPrice, UnitPrice, unit_price
 from sandboxer.ledger.rows import UsageRow
 
@@ -145,7 +153,7 @@ class HourBook:
         refs: dict[str, str] = {}
         open_rows = []
         for hour, buckets in sorted(self.open.items()):
-            stamp = _iso(hour)
+            stamp = iso_utc(hour)
             for uid, b in sorted(buckets.items()):
                 if uid not in refs:
                     refs[uid] = self._encoded_ref(uid, b.ref)
@@ -156,8 +164,8 @@ class HourBook:
         return {
             "refs": dict(sorted(refs.items())),
             "open": open_rows,
-            "revisions": [[_iso(h), r] for h, r in sorted(self.revisions.items())],
-            "closedThrough": _iso(self.closed_through) if self.closed_through else None,
+            "revisions": [[iso_utc(h), r] for h, r in sorted(self.revisions.items())],
+            "closedThrough": iso_utc(self.closed_through) if self.closed_through else None,
             "unattributedSeconds": self.unattributed_seconds,
         }  # fmt: skip
 
@@ -174,10 +182,10 @@ class HourBook:
         refs = {uid: SandboxRef(*json.loads(text)) for uid, text in doc["refs"].items()}
         for hour, uid, alloc, busy, energy, gpus in doc["open"]:
             bucket = Bucket(refs[uid], alloc, busy, energy, set(gpus))
-            book.open.setdefault(_parse(hour), {})[uid] = bucket
-        book.revisions = {_parse(h): r for h, r in doc["revisions"]}
+            book.open.setdefault(parse_utc(hour), {})[uid] = bucket
+        book.revisions = {parse_utc(h): r for h, r in doc["revisions"]}
         closed = doc["closedThrough"]
-        book.closed_through = _parse(closed) if closed else None
+        book.closed_through = parse_utc(closed) if closed else None
         book.unattributed_seconds = doc["unattributedSeconds"]
         return book
 
@@ -243,11 +251,3 @@ def _price(
             )
         )
     return rows, sorted(unpriced)
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat()
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)

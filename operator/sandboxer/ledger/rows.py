@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from sandboxer.api.types import parse_rfc3339, rfc3339
 
 # Decimals kept when encoding: 1e-9 GPU-hours is 3.6 microseconds of one GPU.
 QUANTITY_DECIMALS = 9
@@ -54,7 +56,7 @@ class UsageRow:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["hour"] = _iso(self.hour)
+        out["hour"] = rfc3339(self.hour)
         for name in ("allocated_gpu_hours", "busy_gpu_hours", "energy_kwh", "billing_weight",
                      "idle_gpu_hours_reclaimed"):  # fmt: skip
             out[name] = round(out[name], QUANTITY_DECIMALS)
@@ -66,16 +68,8 @@ class UsageRow:
     def from_dict(cls, data: dict[str, Any]) -> UsageRow:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["hour"] = _parse_iso(values["hour"])
+        values["hour"] = parse_rfc3339(values["hour"])
         return cls(**values)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def encode_rows(rows: Iterable[UsageRow]) -> bytes:

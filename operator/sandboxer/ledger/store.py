@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from sandboxer.api.types import parse_rfc3339, rfc3339
 from sandboxer.ledger.rows import UsageRow, decode_rows, encode_rows
 from sandboxer.storage import BlobStore, open_blobstore
 from sandboxer.storage.directory import DirectoryBlobStore
@@ -142,9 +143,7 @@ class BlobLedgerStore:
         data = self.blobs.get_bytes(_WATERMARK_KEY)
         if data is None:
             return None
-        return datetime.strptime(json.loads(data)["watermark"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=UTC
-        )
+        return parse_rfc3339(json.loads(data)["watermark"])
 
     def set_watermark(self, watermark: datetime) -> None:
         """Record that every hour before `watermark` is closed. It never moves backwards."""
@@ -154,7 +153,7 @@ class BlobLedgerStore:
             raise ValueError(
                 f"watermark cannot move back from {current.isoformat()} to {watermark.isoformat()}"
             )
-        body = {"watermark": watermark.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        body = {"watermark": rfc3339(watermark)}
         self.blobs.put_bytes(_WATERMARK_KEY, json.dumps(body, sort_keys=True).encode() + b"\n")
 
     def get_state(self, name: str) -> bytes | None:

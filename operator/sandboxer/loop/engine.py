@@ -21,7 +21,13 @@ from typing import Any, Literal
 from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.api.sandbox import SandboxUsage
 from sandboxer.api.sandboxclass import SandboxClassSpec
-from sandboxer.api.types import Condition, ConditionStatus, get_condition, set_condition
+from sandboxer.api.types import (
+    Condition,
+    ConditionStatus,
+    get_condition,
+    rfc3339,
+    set_condition,
+)
 from sandboxer.budgets import admission as budget_admission
 from sandboxer.budgets import enforcement
 from sandboxer.budgets.admission import NoBudgetPolicy, SandboxRequest
@@ -698,7 +704,7 @@ class Engine:
                 ("reclaimAt", reclaim_at, sb.status.reclaim_at),
             ):
                 if value != current:
-                    patch[key] = value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+                    patch[key] = rfc3339(value) if value else None
             # Usage and budget figures move every pass: write them with a faster change, or
             # at most once per usage_refresh (writes grow with changes, not with time).
             if due or patch or sb.uid in suspends:
