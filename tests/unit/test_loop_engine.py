@@ -149,7 +149,8 @@ def test_closed_hours_are_written_priced_and_shown_in_sandbox_usage(tmp_path: Pa
 def test_idle_sandbox_is_warned_then_reclaimed_and_busy_one_is_not(tmp_path: Path) -> None:
     busy = World(tmp_path / "busy")
     for _ in range(40):
-        assert not busy.step(30, util=60).sandbox_writes or not busy.suspended
+        result = busy.step(30, util=60)
+        assert not [e for e in result.events if e.reason in ("IdleWarning", "IdleReclaimed")]
     assert not busy.suspended
 
     idle = World(tmp_path / "idle")
@@ -162,7 +163,9 @@ def test_idle_sandbox_is_warned_then_reclaimed_and_busy_one_is_not(tmp_path: Pat
         if idle.suspended and reclaimed_at is None:
             reclaimed_at = i
             assert idle.status.suspended_reason == "Idle"
-            assert result.reclaimed_gpu_hours > 0
+            ((_, reason, saved),) = result.reclaimed
+            assert reason == "Idle"
+            assert saved > 0
     assert warned_at is not None
     assert reclaimed_at is not None
     # Warned 2 minutes (4 passes) before the 10-minute window ends, reclaimed at its end.

@@ -104,17 +104,27 @@ class AccountStatus:
         return self.used / self.allowance if self.allowance > 0 else 1.0
 
 
-def slices_from_rows(rows: Iterable[UsageRow], period: Period) -> list[UsageSlice]:
-    """Sum ledger rows (closed and open-hour) of `period` per owner, namespace and class."""
-    sums: dict[tuple[str, str, str, str], list[float]] = {}
+SliceSums = dict[tuple[str, str, str, str], list[float]]  # (owner, ns, class, currency) -> h, cost
+
+
+def add_rows(sums: SliceSums, rows: Iterable[UsageRow], period: Period | None = None) -> SliceSums:
+    """Add rows (of `period` only, when given) into per-owner/namespace/class sums."""
     for row in rows:
-        if row.hour not in period:
+        if period is not None and row.hour not in period:
             continue
-        key = (row.owner, row.namespace, row.sandbox_class, row.currency)
-        acc = sums.setdefault(key, [0.0, 0.0])
+        acc = sums.setdefault((row.owner, row.namespace, row.sandbox_class, row.currency), [0, 0])
         acc[0] += row.allocated_gpu_hours
         acc[1] += row.cost
+    return sums
+
+
+def to_slices(sums: SliceSums) -> list[UsageSlice]:
     return [UsageSlice(o, n, c, h, cost, cur) for (o, n, c, cur), (h, cost) in sorted(sums.items())]
+
+
+def slices_from_rows(rows: Iterable[UsageRow], period: Period) -> list[UsageSlice]:
+    """Sum ledger rows (closed and open-hour) of `period` per owner, namespace and class."""
+    return to_slices(add_rows({}, rows, period))
 
 
 def account_statuses(

@@ -156,7 +156,7 @@ class Story:
 
     # -- the story ---------------------------------------------------------------------------
 
-    async def run(self, out_dir: Path) -> Result:
+    async def run(self) -> Result:
         await self.must("admin", "apply", "-f", "-", stdin=SETUP)
         self.step(
             f"admin created class {CLASS} (idle after 20s), budgets for alice and bob, and prices"
@@ -246,7 +246,7 @@ async def run_demo(
         board.attach(pg.cluster)
         story = Story(pg, board, timeout=step_timeout)
         with board:
-            result = await story.run(out_dir)
+            result = await story.run()
             cards = {
                 c["metadata"]["name"]: c.get("spec", {})
                 for c in pg.cluster.list(API_VERSION, "RateCard")

@@ -105,6 +105,12 @@ class EventIntent:
     reason: str
     message: str
 
+    @classmethod
+    def about(
+        cls, sb: SandboxView, type: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> EventIntent:
+        return cls("ExperimentSandbox", sb.namespace, sb.name, sb.uid, type, reason, message)
+
 
 @dataclass(frozen=True, slots=True)
 class NotifyIntent:
@@ -121,9 +127,7 @@ class PassResult:
     folded_reports: int = 0
     deferred_reports: int = 0
     closed_hours: list[ClosedHour] = field(default_factory=list)
-    reclaimed_gpu_hours: float = 0.0
     reclaimed: list[tuple[str, str, float]] = field(default_factory=list)  # team, reason, hours
-    reclaims: int = 0
     exhausted: list[Account] = field(default_factory=list)  # accounts that ran out this pass
     gpu_wait_seconds: dict[str, float] = field(default_factory=dict)  # owner -> seconds
     unpriced: set[str] = field(default_factory=set)
@@ -462,17 +466,7 @@ class Engine:
             conditions[sb.uid].append(("BudgetExceeded", *cond))
             view = by_uid.get(sb.uid)
             if view is not None:
-                result.events.append(
-                    EventIntent(
-                        "ExperimentSandbox",
-                        view.namespace,
-                        view.name,
-                        view.uid,
-                        kind,
-                        reason,
-                        action.message,
-                    )
-                )
+                result.events.append(EventIntent.about(view, kind, reason, action.message))
         if budget.spec.notify and budget.spec.notify.webhook_url:
             result.notifications.append(
                 NotifyIntent(budget.spec.notify.webhook_url, notify.budget_payload(action))
@@ -595,11 +589,8 @@ class Engine:
                 gpus_held = sb.spec.gpus
                 weight = cls.gpu.billing_weight
                 saved = reclaimed_gpu_hours(gpus_held, weight, snap.now, self.settings.savings)
-                if decision.reason == "Idle":
-                    result.reclaimed_gpu_hours += saved
                 team = snap.namespaces.get(sb.namespace, {}).get(TEAM_LABEL, sb.namespace)
                 result.reclaimed.append((team, decision.reason, saved))
-                result.reclaims += 1
                 suspends.setdefault(
                     sb.uid,
                     (decision.reason, f"Suspended ({decision.reason.lower()}): {decision.message}"),
@@ -612,17 +603,7 @@ class Engine:
                 if mem.warned_for != decision.reclaim_at:
                     mem.warned_for = decision.reclaim_at
                     self._notify_owner(snap, sb, True, decision.reason, decision.message, result)
-                    result.events.append(
-                        EventIntent(
-                            "ExperimentSandbox",
-                            sb.namespace,
-                            sb.name,
-                            sb.uid,
-                            "Warning",
-                            reason,
-                            decision.message,
-                        )
-                    )
+                    result.events.append(EventIntent.about(sb, "Warning", reason, decision.message))
             elif isinstance(decision, Keep):
                 mem.warned_for = None
                 busy = activity is not None and activity.busy
@@ -719,17 +700,7 @@ class Engine:
                 event_reason = {"Idle": "IdleReclaimed", "Lifetime": "LifetimeExceeded"}.get(
                     reason, "BudgetExhausted"
                 )
-                result.events.append(
-                    EventIntent(
-                        "ExperimentSandbox",
-                        sb.namespace,
-                        sb.name,
-                        sb.uid,
-                        "Warning",
-                        event_reason,
-                        message,
-                    )
-                )
+                result.events.append(EventIntent.about(sb, "Warning", event_reason, message))
             if patch or suspend:
                 result.sandbox_writes.append(
                     SandboxWrite(sb.namespace, sb.name, patch, suspend=suspend)

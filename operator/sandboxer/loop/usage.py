@@ -10,10 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sandboxer.budgets.periods import Period, period_at
-from sandboxer.budgets.status import UsageSlice
+from sandboxer.budgets.status import SliceSums, UsageSlice, add_rows, to_slices
 from sandboxer.ledger.rows import UsageRow
-
-SliceKey = tuple[str, str, str, str]  # owner, namespace, class, currency
 
 
 @dataclass(slots=True)
@@ -33,29 +31,18 @@ class SandboxTotals:
 @dataclass(slots=True)
 class UsageTotals:
     by_sandbox: dict[str, SandboxTotals] = field(default_factory=dict)
-    by_period: dict[str, dict[SliceKey, list[float]]] = field(default_factory=dict)
+    by_period: dict[str, SliceSums] = field(default_factory=dict)
 
     def add_closed(self, rows: Iterable[UsageRow]) -> None:
         for row in rows:
             self.by_sandbox.setdefault(row.sandbox_uid, SandboxTotals()).add(row)
             for kind in ("Monthly", "Weekly"):
-                name = period_at(kind, row.hour).name
-                key = (row.owner, row.namespace, row.sandbox_class, row.currency)
-                acc = self.by_period.setdefault(name, {}).setdefault(key, [0.0, 0.0])
-                acc[0] += row.allocated_gpu_hours
-                acc[1] += row.cost
+                add_rows(self.by_period.setdefault(period_at(kind, row.hour).name, {}), (row,))
 
     def slices(self, period: Period, open_rows: Iterable[UsageRow]) -> list[UsageSlice]:
         """Closed aggregates of `period` plus the provisional rows of open hours."""
         sums = {k: list(v) for k, v in self.by_period.get(period.name, {}).items()}
-        for row in open_rows:
-            if row.hour not in period:
-                continue
-            key = (row.owner, row.namespace, row.sandbox_class, row.currency)
-            acc = sums.setdefault(key, [0.0, 0.0])
-            acc[0] += row.allocated_gpu_hours
-            acc[1] += row.cost
-        return [UsageSlice(o, n, c, h, cost, cur) for (o, n, c, cur), (h, cost) in sums.items()]
+        return to_slices(add_rows(sums, open_rows, period))
 
     def sandbox(self, uid: str, open_rows: Iterable[UsageRow]) -> SandboxTotals:
         base = self.by_sandbox.get(uid, SandboxTotals())
