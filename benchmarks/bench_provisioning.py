@@ -13,9 +13,7 @@ separately. Prints the harness JSON as its last line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from playground_runs import (  # noqa: E402
     apply_all,
     nodes_for,
     operator_requests,
-    quiet_api_server,
+    run_cli,
 )
 from sandboxer.devcluster.playground import Playground  # noqa: E402
 
@@ -80,13 +78,7 @@ async def bench(size: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--size", type=int, default=100)
-    args = parser.parse_args()
-    quiet_api_server()
-    metrics = asyncio.run(bench(args.size))
-    unit = metrics["ready_all_s"] * 1000 / args.size
-    print(json.dumps({"metrics": metrics, "unit_cost": round(unit, 3)}))
+    run_cli(bench, "ready_all_s", __doc__)
 
 
 if __name__ == "__main__":

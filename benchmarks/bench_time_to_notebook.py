@@ -11,9 +11,7 @@ a store listener records when each first turns Ready. Prints the harness JSON as
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from playground_runs import (  # noqa: E402
     apply_all,
     nodes_for,
     percentile,
-    quiet_api_server,
+    run_cli,
 )
 from sandboxer.devcluster.playground import Playground  # noqa: E402
 
@@ -68,13 +66,7 @@ async def bench(size: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--size", type=int, default=100)
-    args = parser.parse_args()
-    quiet_api_server()
-    metrics = asyncio.run(bench(args.size))
-    unit = metrics["wall_seconds_to_all_ready"] * 1000 / args.size
-    print(json.dumps({"metrics": metrics, "unit_cost": round(unit, 3)}))
+    run_cli(bench, "wall_seconds_to_all_ready", __doc__)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ listener (no polling, no extra API requests)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sandboxer.devcluster.cluster import DevCluster
@@ -90,3 +93,16 @@ def percentile(values: list[float], q: float) -> float:
 def operator_requests(cluster: DevCluster) -> dict[tuple[str, str], int]:
     """Snapshot of the API's request counters (only the operator talks HTTP in these runs)."""
     return dict(cluster.http.requests)
+
+
+def run_cli(
+    bench: Callable[[int], Awaitable[dict[str, Any]]], unit_metric: str, doc: str | None
+) -> None:
+    """`--size N`, run, and print the harness's result line (unit cost: ms per sandbox)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--size", type=int, default=100)
+    args = parser.parse_args()
+    quiet_api_server()
+    metrics = asyncio.run(bench(args.size))
+    unit = metrics[unit_metric] * 1000 / args.size
+    print(json.dumps({"metrics": metrics, "unit_cost": round(unit, 3)}))
