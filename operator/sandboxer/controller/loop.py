@@ -114,21 +114,9 @@ class SnapshotBuilder:
             cached = self._specs[(kind, name)] = (raw, parsed)
         return cached[1]
 
-    def build(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
+    def policies(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
+        """Only classes, budgets and prices: what admission needs beyond the last pass."""
         snap = Snapshot(now=now)
-        live: set[str] = set()
-        for key, raw in _one(indexes["index_sandbox"]).items():
-            meta = raw.get("metadata", {})
-            uid, version = meta.get("uid", ""), str(meta.get("resourceVersion", ""))
-            live.add(uid)
-            cached = self._views.get(uid)
-            if cached is None or cached[0] != version or not version:
-                cached = self._views[uid] = (version, sandbox_view(raw))
-            if cached[1] is not None:
-                snap.sandboxes[key] = cached[1]
-        for uid in set(self._views) - live:
-            del self._views[uid]
-        snap.pods = _one(indexes["index_pod_uid"])
         for name, spec in _one(indexes["index_class"]).items():
             cls = self._parsed("class", name, spec, SandboxClassSpec)
             if cls is not None:
@@ -143,6 +131,23 @@ class SnapshotBuilder:
                 self._card = (cards, merged_rate_card(cards))
         if self._card is not None:
             snap.rate_card = self._card[1]  # the same object while unchanged (engine caches)
+        return snap
+
+    def build(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
+        snap = self.policies(indexes, now)
+        live: set[str] = set()
+        for key, raw in _one(indexes["index_sandbox"]).items():
+            meta = raw.get("metadata", {})
+            uid, version = meta.get("uid", ""), str(meta.get("resourceVersion", ""))
+            live.add(uid)
+            cached = self._views.get(uid)
+            if cached is None or cached[0] != version or not version:
+                cached = self._views[uid] = (version, sandbox_view(raw))
+            if cached[1] is not None:
+                snap.sandboxes[key] = cached[1]
+        for uid in set(self._views) - live:
+            del self._views[uid]
+        snap.pods = _one(indexes["index_pod_uid"])
         for node, status in _one(indexes["index_report"]).items():
             stamp = f"{status.get('epoch')}/{status.get('sequence')}"
             cached_report = self._reports.get(node)
@@ -178,7 +183,9 @@ class LedgerBudgetGate:
     async def check(self, request: BudgetRequest) -> BudgetDecision:
         if self.runner.engine is None or self.runner.indexes is None:
             return BudgetDecision(True)  # not started yet: the loop enforces once it runs
-        snap = self.runner.builder.build(self.runner.indexes, datetime.now(UTC))
+        # The running sandboxes and usage come from the engine's last pass; rebuilding every
+        # sandbox view per admission request would put O(sandboxes) on the webhook path.
+        snap = self.runner.builder.policies(self.runner.indexes, datetime.now(UTC))
         decision = self.runner.engine.admit(request, snap)
         if not decision.allowed and not request.dry_run:
             self.runner.metrics.admission_refusals_total.labels(
