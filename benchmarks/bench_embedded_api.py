@@ -164,7 +164,7 @@ async def run(size: int, repeat: int, concurrency: int) -> dict[str, Any]:
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         for i in range(sample):
-            await cluster.engine.create(rt, "default", sandbox(i))
+            await cluster.apiserver.create(rt, "default", sandbox(i))
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
@@ -178,7 +178,7 @@ async def run(size: int, repeat: int, concurrency: int) -> dict[str, Any]:
         sts = cluster.resource("apps/v1", "StatefulSet")
         start = time.perf_counter()
         for i in range(count):
-            await cluster.engine.create(sts, "default", statefulset(i))
+            await cluster.apiserver.create(sts, "default", statefulset(i))
         while True:
             ready = sum(
                 1 for s in cluster.objects(sts.key) if (s.get("status") or {}).get("readyReplicas")

@@ -52,7 +52,7 @@ class ReadyClock:
         self.ready: dict[str, float] = {}
         self.expected = expected
         self.all_ready = asyncio.Event()
-        cluster.engine.store.listeners.append(self._on_event)
+        cluster.apiserver.store.listeners.append(self._on_event)
 
     def _on_event(self, kind: str, res: Any, obj: dict[str, Any], old: Any) -> None:
         if res != SANDBOXES or kind == "DELETED":

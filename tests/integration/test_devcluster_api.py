@@ -183,7 +183,7 @@ async def test_watch_from_a_compacted_version_gets_410(
 ) -> None:
     _, created = await call(api, "POST", CMS, cm("a"))
     await call(api, "POST", CMS, cm("b"))  # an event the watcher would miss
-    devcluster.engine.store.compact(("", "v1", "configmaps"))
+    devcluster.apiserver.store.compact(("", "v1", "configmaps"))
     params = {"watch": "true", "resourceVersion": created["metadata"]["resourceVersion"]}
     async with api.get(CMS, params=params) as resp:
         events = await watch_lines(resp, 1)

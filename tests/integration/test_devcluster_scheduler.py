@@ -54,7 +54,7 @@ async def test_mig_slices_taints_and_allocation_hooks() -> None:
         assert changes[-1][0] == "mig-0"
 
         rt = cluster.resource("v1", "Pod")
-        await cluster.engine.delete(rt, "default", "slices")
+        await cluster.apiserver.delete(rt, "default", "slices")
         assert cluster.allocations("mig-0") == {}
         assert changes[-1] == ("mig-0", {})
 
@@ -66,7 +66,7 @@ async def test_freed_gpus_let_a_pending_pod_run() -> None:
         await eventually(lambda: phase(cluster, "first") == "Running", message="first runs")
         await cluster.apply(pod("second", "nvidia.com/gpu", 1))
         await eventually(lambda: phase(cluster, "second") == "Pending", message="second waits")
-        await cluster.engine.delete(cluster.resource("v1", "Pod"), "default", "first")
+        await cluster.apiserver.delete(cluster.resource("v1", "Pod"), "default", "first")
         await eventually(lambda: phase(cluster, "second") == "Running", message="second runs")
 
 

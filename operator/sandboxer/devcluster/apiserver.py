@@ -1,43 +1,41 @@
 """The API server's semantics, independent of HTTP: create, update, patch, delete, GC.
 
-`Engine` owns the registry (what kinds exist), the store (what objects exist), admission and
+`ApiServer` owns the registry (what kinds exist), the store (what objects exist), admission and
 garbage collection. The HTTP layer (`server.py`) and the simulated controllers call it; its
 coroutines only await on admission webhooks, so each commit is atomic in the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import datetime
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sandboxer.devcluster import objects
-from sandboxer.devcluster.admission import Admission, AdmissionRequest
 from sandboxer.devcluster.auth import SYSTEM, User
+from sandboxer.devcluster.collector import NAMESPACES, GarbageCollector
 from sandboxer.devcluster.errors import (
     ApiError,
     already_exists,
     bad_request,
     conflict,
-    invalid,
     not_found,
-    unsupported_media_type,
 )
-from sandboxer.devcluster.patching import PatchError, json_patch, merge_patch, strategic_merge_patch
-from sandboxer.devcluster.resources import CRD_KEY, Registry, ResourceType, from_crd
+from sandboxer.devcluster.patching import APPLY, apply_patch
+from sandboxer.devcluster.resources import (
+    CRD_KEY,
+    Registry,
+    ResourceType,
+    established_status,
+    from_crd,
+)
 from sandboxer.devcluster.store import ResKey, Store
+from sandboxer.devcluster.webhooks import AdmissionRequest, WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
-NAMESPACES: ResKey = ("", "v1", "namespaces")
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
-MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC = "application/strategic-merge-patch+json"
-APPLY = "application/apply-patch+yaml"
 Clock = Callable[[], datetime.datetime]
 
 
@@ -45,14 +43,14 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class Engine:
+class ApiServer:
     def __init__(self, clock: Clock = _utcnow) -> None:
         self.registry = Registry.with_core()
         self.store = Store()
         self.clock = clock
-        self.admission = Admission(self.store.iter, self._namespace_labels)
+        self.webhooks = WebhookDispatcher(self.store.iter, self._namespace_labels)
         self._uids: dict[str, tuple[ResKey, str, str]] = {}
-        self._gc_tasks: set[asyncio.Task[None]] = set()
+        self.collector = GarbageCollector(self)
         self._schemas = objects.CompiledSchemas()
         self.store.listeners.append(self._track)
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -103,7 +101,7 @@ class Engine:
 
     # -- commit: the only place where objects get stored ---------------------------------------
 
-    def _commit(
+    def commit(
         self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | None
     ) -> dict[str, Any]:
         meta = dict(new.get("metadata") or {})
@@ -137,7 +135,7 @@ class Engine:
         rt = self.resource(key)
         meta = obj.get("metadata") or {}
         old = self.store.get(key, meta.get("namespace", "") if rt.namespaced else "", meta["name"])
-        return self._commit(rt, obj, old)
+        return self.commit(rt, obj, old)
 
     def _remove(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         self.store.remove(rt.key, obj)
@@ -147,31 +145,19 @@ class Engine:
                 self.store.drop_resource(gone.key)
         if rt.key == NAMESPACES:
             return
-        self._schedule_gc(meta["uid"])
+        self.collector.schedule(meta["uid"])
         ns = meta.get("namespace")
         if ns:
             namespace = self.store.get(NAMESPACES, "", ns)
             if namespace and (namespace["metadata"].get("deletionTimestamp")):
-                self._finish_namespace(namespace)
+                self.collector.finish_namespace(namespace)
 
     def _register_crd(self, crd: dict[str, Any]) -> None:
         for rt in from_crd(crd):
             self.registry.add(rt)
         if not (crd.get("status") or {}).get("conditions"):
-            names = (crd.get("spec") or {}).get("names") or {}
-            when = objects.now_rfc3339(self.clock())
-            status = {
-                "acceptedNames": names,
-                "storedVersions": [v["name"] for v in crd["spec"].get("versions") or []],
-                "conditions": [
-                    {"type": t, "status": "True", "reason": r, "lastTransitionTime": when}
-                    for t, r in (
-                        ("NamesAccepted", "NoConflicts"),
-                        ("Established", "InitialNamesAccepted"),
-                    )
-                ],
-            }
-            self._commit(self.resource(CRD_KEY), {**crd, "status": status}, crd)
+            status = established_status(crd, objects.now_rfc3339(self.clock()))
+            self.commit(self.resource(CRD_KEY), {**crd, "status": status}, crd)
 
     # -- verbs -------------------------------------------------------------------------------
 
@@ -201,22 +187,7 @@ class Engine:
         else:
             namespace = ""
             meta.pop("namespace", None)
-        if not meta.get("name"):
-            if meta.get("generateName"):
-                meta["name"] = objects.generated_name(meta["generateName"])
-            else:
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    "",
-                    [
-                        {
-                            "reason": "FieldValueRequired",
-                            "field": "metadata.name",
-                            "message": "Required value: name or generateName is required",
-                        }
-                    ],
-                )
+        meta["name"] = objects.name_for_create(rt, meta)
         if meta.get("resourceVersion"):
             raise bad_request("resourceVersion should not be set on objects to be created")
         for server_owned in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
@@ -231,7 +202,7 @@ class Engine:
             raise already_exists(rt.plural, meta["name"], rt.group)
         if dry_run:
             return obj
-        return self._commit(rt, obj, None)
+        return self.commit(rt, obj, None)
 
     async def update(
         self,
@@ -257,7 +228,7 @@ class Engine:
         wanted_rv = body_meta.get("resourceVersion")
         if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
-        new = self._scoped(rt, old, body, subresource)
+        new = objects.scoped(rt, old, body, subresource)
         return await self._update(rt, namespace, old, new, user, subresource, dry_run, strict)
 
     async def patch(
@@ -282,11 +253,11 @@ class Engine:
                         rt, namespace, patch, user=user, strict=strict, dry_run=dry_run
                     )
                 raise not_found(rt.plural, name, rt.group)
-            patched = self._apply_patch(rt, old, content_type, patch)
+            patched = apply_patch(content_type, old, patch, strategic=rt.schema is None)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt.plural, name, rt.group)
-            new = self._scoped(rt, old, patched, subresource)
+            new = objects.scoped(rt, old, patched, subresource)
             try:
                 return await self._update(
                     rt, namespace, old, new, user, subresource, dry_run, strict
@@ -294,47 +265,6 @@ class Engine:
             except _Moved:
                 continue
         raise conflict(rt.plural, name, rt.group)
-
-    def _apply_patch(
-        self, rt: ResourceType, old: dict[str, Any], content_type: str, patch: Any
-    ) -> dict[str, Any]:
-        try:
-            if content_type in (MERGE, APPLY):
-                result = merge_patch(old, patch)
-            elif content_type == JSON_PATCH:
-                if not isinstance(patch, list):
-                    raise bad_request("a JSON patch must be a list of operations")
-                result = json_patch(old, patch)
-            elif content_type == STRATEGIC:
-                if rt.schema is not None:
-                    raise _unsupported_patch(content_type)
-                result = strategic_merge_patch(old, patch)
-            else:
-                raise _unsupported_patch(content_type)
-        except PatchError as exc:
-            # As the real server: a failed `test` op or a bad path is 422 (kopf relies on it).
-            raise ApiError(422, "Invalid", str(exc)) from exc
-        if not isinstance(result, dict):
-            raise bad_request("the patch must produce a JSON object")
-        return result
-
-    def _scoped(
-        self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any], subresource: str
-    ) -> dict[str, Any]:
-        """Status and main resource are written separately for kinds with a status subresource."""
-        if subresource == "status":
-            out = copy.copy(old)
-            if "status" in new:
-                out["status"] = new["status"]
-            else:
-                out.pop("status", None)
-            return out
-        if rt.status_subresource:
-            out = {k: v for k, v in new.items() if k != "status"}
-            if "status" in old:
-                out["status"] = old["status"]
-            return out
-        return new
 
     async def _update(
         self,
@@ -365,7 +295,7 @@ class Engine:
             return admitted
         if _same(admitted, old):
             return old  # a no-op write keeps the resourceVersion, as on a real server
-        return self._commit(rt, admitted, old)
+        return self.commit(rt, admitted, old)
 
     async def delete(
         self,
@@ -391,16 +321,16 @@ class Engine:
                 raise conflict(rt.plural, name, rt.group)
         if user is not SYSTEM:
             req = AdmissionRequest("DELETE", rt, namespace, name, None, old, user, "", dry_run)
-            await self.admission.mutate(req)
-            await self.admission.validate(req)
+            await self.webhooks.mutate(req)
+            await self.webhooks.validate(req)
         if dry_run:
             return old
         old = self.must_get(rt, namespace, name)
         policy = options.get("propagationPolicy")
         if policy == "Orphan" or options.get("orphanDependents") is True:
-            self._orphan(old["metadata"]["uid"])
+            self.collector.orphan(old["metadata"]["uid"])
         if rt.key == NAMESPACES:
-            return self._delete_namespace(old)
+            return self.collector.delete_namespace(old)
         meta = old["metadata"]
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
@@ -464,7 +394,7 @@ class Engine:
             req = AdmissionRequest(
                 operation, rt, namespace, name, obj, old, user, subresource, dry_run
             )
-            mutated = await self.admission.mutate(req)
+            mutated = await self.webhooks.mutate(req)
             if mutated is not None and mutated is not obj:
                 obj = mutated
                 if rt.schema is not None:
@@ -472,7 +402,7 @@ class Engine:
             req = AdmissionRequest(
                 operation, rt, namespace, name, obj, old, user, subresource, dry_run
             )
-            await self.admission.validate(req)
+            await self.webhooks.validate(req)
         return obj
 
     def _check_namespace(self, namespace: str) -> None:
@@ -487,77 +417,13 @@ class Engine:
                 "terminated",
             )
 
-    # -- garbage collection and namespace deletion ---------------------------------------------
-
-    def _orphan(self, owner_uid: str) -> None:
-        for res, ns, name in self.store.dependents(owner_uid):
-            dep = self.store.get(res, ns, name)
-            if dep is None:
-                continue
-            refs = [
-                r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid
-            ]
-            meta = {**dep["metadata"], "ownerReferences": refs}
-            if not refs:
-                del meta["ownerReferences"]
-            self._commit(self.resource(res), {**dep, "metadata": meta}, dep)
-
-    def _schedule_gc(self, owner_uid: str) -> None:
-        if not self.store.dependents(owner_uid):
-            return
-        try:
-            task = asyncio.get_running_loop().create_task(self._collect(owner_uid))
-        except RuntimeError:  # no loop: collect now (in-process setup before start)
-            self._collect_now(owner_uid)
-            return
-        self._gc_tasks.add(task)
-        task.add_done_callback(self._gc_tasks.discard)
-
-    async def _collect(self, owner_uid: str) -> None:
-        await asyncio.sleep(0)  # background propagation: after the owner's DELETE returned
-        self._collect_now(owner_uid)
-
-    def _collect_now(self, owner_uid: str) -> None:
-        for res, ns, name in self.store.dependents(owner_uid):
-            dep = self.store.get(res, ns, name)
-            if dep is None:
-                continue
-            # A dependent goes only when none of its owners exists any more.
-            owners = [r.get("uid", "") for r in dep["metadata"].get("ownerReferences") or []]
-            if any(self.by_uid(uid) is not None for uid in owners):
-                continue
-            self.delete_system(res, ns, name)
-
-    def _delete_namespace(self, ns_obj: dict[str, Any]) -> dict[str, Any]:
-        name = ns_obj["metadata"]["name"]
-        meta = {**ns_obj["metadata"], "deletionTimestamp": objects.now_rfc3339(self.clock())}
-        status = {**(ns_obj.get("status") or {}), "phase": "Terminating"}
-        meta["resourceVersion"] = self.store.next_rv()
-        marked = {**ns_obj, "metadata": meta, "status": status}
-        self.store.put(NAMESPACES, marked)
-        for rt in self.registry:
-            if rt.namespaced:
-                for obj in list(self.store.iter(rt.key, name)):
-                    self.delete_system(rt.key, name, obj["metadata"]["name"])
-        self._finish_namespace(self.store.get(NAMESPACES, "", name) or marked)
-        return marked
-
-    def _finish_namespace(self, ns_obj: dict[str, Any]) -> None:
-        name = ns_obj["metadata"]["name"]
-        for rt in self.registry:
-            if rt.namespaced and next(self.store.iter(rt.key, name), None) is not None:
-                return
-        if self.store.get(NAMESPACES, "", name) is not None:
-            self.store.remove(NAMESPACES, self.store.get(NAMESPACES, "", name) or ns_obj)
-
     async def drain(self) -> None:
         """Wait for pending garbage collection (tests and shutdown)."""
-        while self._gc_tasks:
-            await asyncio.gather(*list(self._gc_tasks))
+        await self.collector.drain()
 
     async def close(self) -> None:
         await self.drain()
-        await self.admission.close()
+        await self.webhooks.close()
 
 
 class _Moved(Exception):
@@ -572,8 +438,3 @@ def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
     }
     b = {**old, "metadata": {k: v for k, v in old["metadata"].items() if k not in strip}}
     return a == b
-
-
-def _unsupported_patch(content_type: str) -> ApiError:
-    accepted = [JSON_PATCH, MERGE, APPLY]
-    return unsupported_media_type(content_type, accepted)

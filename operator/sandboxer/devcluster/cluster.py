@@ -24,8 +24,8 @@ import aiohttp.web
 import yaml
 
 from sandboxer.devcluster import kubeconfig, tls
+from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.auth import User, Users
-from sandboxer.devcluster.engine import Engine
 from sandboxer.devcluster.nodes import NodeSpec, build_node
 from sandboxer.devcluster.resources import CRD_KEY, ResourceType
 from sandboxer.devcluster.scheduler import NODES, Allocation, AllocationHook, Scheduler
@@ -51,12 +51,12 @@ class DevCluster:
         container_start: float = 0.0,
     ) -> None:
         self.host, self._port = host, port
-        self.engine = Engine(clock=clock)
+        self.apiserver = ApiServer(clock=clock)
         self.users = Users.defaults()
         self.tls = tls.issue((host, "localhost"))
-        self.http = HttpApi(self.engine, self.users, bookmark_interval=bookmark_interval)
-        self.scheduler = Scheduler(self.engine, container_start=container_start)
-        self.statefulsets = StatefulSetController(self.engine)
+        self.http = HttpApi(self.apiserver, self.users, bookmark_interval=bookmark_interval)
+        self.scheduler = Scheduler(self.apiserver, container_start=container_start)
+        self.statefulsets = StatefulSetController(self.apiserver)
         self.companions: list[Companion] = []
         self.node_specs: dict[str, NodeSpec] = {}  # simulated GPU nodes by name
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,7 +110,7 @@ class DevCluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.engine.close()
+        await self.apiserver.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -143,7 +143,7 @@ class DevCluster:
         names = []
         for doc in docs:
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                self.engine.put_system(CRD_KEY, doc)
+                self.apiserver.put_system(CRD_KEY, doc)
                 names.append(doc["metadata"]["name"])
         return names
 
@@ -162,7 +162,7 @@ class DevCluster:
         spec = NodeSpec(name, model, gpus, mig_profile, cpu, memory, taints, dict(labels or {}))
         self.scheduler.add_node(spec)
         self.node_specs[name] = spec
-        return self.engine.put_system(NODES, build_node(spec))
+        return self.apiserver.put_system(NODES, build_node(spec))
 
     def add_user(self, name: str, groups: tuple[str, ...]) -> str:
         """A further bearer-token user (e.g. the operator's service account); returns its token."""
@@ -192,7 +192,7 @@ class DevCluster:
     # -- in-process access -------------------------------------------------------------------
 
     def resource(self, api_version: str, kind: str) -> ResourceType:
-        rt = self.engine.registry.by_kind(api_version, kind)
+        rt = self.apiserver.registry.by_kind(api_version, kind)
         if rt is None:
             raise KeyError(f"{kind} ({api_version}) is not served; load its CRD first")
         return rt
@@ -201,16 +201,16 @@ class DevCluster:
         self, api_version: str, kind: str, name: str, namespace: str = ""
     ) -> dict[str, Any] | None:
         rt = self.resource(api_version, kind)
-        return self.engine.store.get(rt.key, namespace if rt.namespaced else "", name)
+        return self.apiserver.store.get(rt.key, namespace if rt.namespaced else "", name)
 
     def list(
         self, api_version: str, kind: str, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         rt = self.resource(api_version, kind)
-        return list(self.engine.store.iter(rt.key, namespace))
+        return list(self.apiserver.store.iter(rt.key, namespace))
 
     def objects(self, key: ResKey, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-        return self.engine.store.iter(key, namespace)
+        return self.apiserver.store.iter(key, namespace)
 
     async def apply(self, obj: dict[str, Any], user: str = "admin") -> dict[str, Any]:
         """Create or merge-patch an object in-process, through admission as `user`."""
@@ -218,9 +218,9 @@ class DevCluster:
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace", "default") if rt.namespaced else ""
         who = next(u for u in self.users.by_token.values() if u.name == user)
-        if self.engine.store.get(rt.key, ns, meta.get("name", "")) is None:
-            return await self.engine.create(rt, ns, obj, user=who)
-        return await self.engine.patch(
+        if self.apiserver.store.get(rt.key, ns, meta.get("name", "")) is None:
+            return await self.apiserver.create(rt, ns, obj, user=who)
+        return await self.apiserver.patch(
             rt, ns, meta["name"], "application/merge-patch+json", obj, user=who
         )
 

@@ -67,7 +67,7 @@ def parse_percent(raw: object) -> float | None:
 
 def sandbox_utilization(cluster: DevCluster, namespace: str, pod: str) -> float | None:
     """Utilization asked for by the pod's sandbox annotation (None: not set, so idle)."""
-    store = cluster.engine.store
+    store = cluster.apiserver.store
     obj = store.get(PODS, namespace, pod)
     sandbox = ((obj or {}).get("metadata", {}).get("labels") or {}).get(SANDBOX_LABEL)
     if not sandbox:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import secrets
 import uuid
@@ -26,6 +27,20 @@ def generated_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
 
 
+def name_for_create(rt: ResourceType, meta: dict[str, Any]) -> str:
+    """metadata.name, or one made from generateName; a 422 as on the real server without both."""
+    if meta.get("name"):
+        return str(meta["name"])
+    if meta.get("generateName"):
+        return generated_name(meta["generateName"])
+    cause = {
+        "reason": "FieldValueRequired",
+        "field": "metadata.name",
+        "message": "Required value: name or generateName is required",
+    }
+    raise invalid(rt.kind, rt.group, "", [cause])
+
+
 def new_uid() -> str:
     return str(uuid.uuid4())
 
@@ -37,6 +52,25 @@ def spec_changed(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> 
         skip.add("status")
     keys = (set(new) | set(old)) - skip
     return any(new.get(k) != old.get(k) for k in keys)
+
+
+def scoped(
+    rt: ResourceType, old: dict[str, Any], new: dict[str, Any], subresource: str
+) -> dict[str, Any]:
+    """Status and main resource are written separately for kinds with a status subresource."""
+    if subresource == "status":
+        out = copy.copy(old)
+        if "status" in new:
+            out["status"] = new["status"]
+        else:
+            out.pop("status", None)
+        return out
+    if rt.status_subresource:
+        out = {k: v for k, v in new.items() if k != "status"}
+        if "status" in old:
+            out["status"] = old["status"]
+        return out
+    return new
 
 
 def prune(schema: dict[str, Any], obj: Any) -> Any:

@@ -9,6 +9,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sandboxer.devcluster.errors import ApiError, bad_request, unsupported_media_type
+
+MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+APPLY = "application/apply-patch+yaml"
+
 # Lists merged by a key in strategic merge patches (`patchMergeKey` in the core types).
 MERGE_KEYS: dict[str, str] = {
     "containers": "name",
@@ -187,3 +194,27 @@ def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
         else:
             out[index] = strategic_merge_patch(out[index], item)
     return out
+
+
+def apply_patch(content_type: str, old: dict[str, Any], patch: Any, *, strategic: bool) -> Any:
+    """A PATCH body applied by its content type, failing as the real server does.
+
+    Strategic merge needs the Go types' merge keys, so custom resources (strategic=False) refuse it.
+    """
+    try:
+        if content_type in (MERGE, APPLY):
+            result = merge_patch(old, patch)
+        elif content_type == JSON_PATCH:
+            if not isinstance(patch, list):
+                raise bad_request("a JSON patch must be a list of operations")
+            result = json_patch(old, patch)
+        elif content_type == STRATEGIC and strategic:
+            result = strategic_merge_patch(old, patch)
+        else:
+            raise unsupported_media_type(content_type, [JSON_PATCH, MERGE, APPLY])
+    except PatchError as exc:
+        # As the real server: a failed `test` op or a bad path is 422 (kopf relies on it).
+        raise ApiError(422, "Invalid", str(exc)) from exc
+    if not isinstance(result, dict):
+        raise bad_request("the patch must produce a JSON object")
+    return result

@@ -128,7 +128,7 @@ class Playground:
     async def _webhooks_registered(self) -> None:
         """kopf creates its webhook configurations after it reports ready; users' first
         requests must already be stamped and checked."""
-        store = self.cluster.engine.store
+        store = self.cluster.apiserver.store
 
         def registered() -> bool:
             return all(

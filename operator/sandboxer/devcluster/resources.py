@@ -192,3 +192,15 @@ class Registry:
             if rt.version not in versions:
                 versions.append(rt.version)
         return out
+
+
+def established_status(crd: dict[str, Any], when: str) -> dict[str, Any]:
+    """The status a real server gives a CRD whose names it accepted: kubectl waits for it."""
+    return {
+        "acceptedNames": (crd.get("spec") or {}).get("names") or {},
+        "storedVersions": [v["name"] for v in crd["spec"].get("versions") or []],
+        "conditions": [
+            {"type": t, "status": "True", "reason": r, "lastTransitionTime": when}
+            for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
+        ],
+    }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandboxer.devcluster import objects
-from sandboxer.devcluster.engine import Engine
+from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.nodes import NodeSpec
 from sandboxer.devcluster.placement import (
     NodeView,
@@ -52,8 +52,8 @@ class _Node:
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, *, container_start: float = 0.0) -> None:
-        self.engine = engine
+    def __init__(self, apiserver: ApiServer, *, container_start: float = 0.0) -> None:
+        self.apiserver = apiserver
         # Seconds a bound pod spends in ContainerCreating before it runs (0: at once). Real
         # kubelets take seconds; the playground uses a little so a controller sees both steps.
         self.container_start = container_start
@@ -62,7 +62,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._dirty = False
         self.hooks: list[AllocationHook] = []
-        engine.store.listeners.append(self._on_event)
+        apiserver.store.listeners.append(self._on_event)
 
     # -- in-process API ----------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ class Scheduler:
 
     def schedule_pending(self) -> None:
         for uid, (ns, name) in list(self._pending.items()):
-            pod = self.engine.store.get(PODS, ns, name)
+            pod = self.apiserver.store.get(PODS, ns, name)
             if (
                 pod is None
                 or pod["metadata"]["uid"] != uid
@@ -149,7 +149,7 @@ class Scheduler:
                 self._pending.pop(uid, None)
 
     def _view(self, name: str, node: _Node) -> NodeView | None:
-        obj = self.engine.store.get(NODES, "", name)
+        obj = self.apiserver.store.get(NODES, "", name)
         if obj is None:
             return None
         allocatable = {
@@ -208,7 +208,7 @@ class Scheduler:
             node.used[name] = node.used.get(name, 0.0) + amount
         ip = f"10.244.{node.index}.{node.next_ip}"
         node.next_ip = node.next_ip + 1 if node.next_ip < 254 else 2
-        now = objects.now_rfc3339(self.engine.clock())
+        now = objects.now_rfc3339(self.apiserver.clock())
         spec = pod.get("spec") or {}
         statuses = [
             {
@@ -246,21 +246,21 @@ class Scheduler:
         }
         bound = {**pod, "spec": {**spec, "nodeName": node_name}, "status": status}
         if self.container_start > 0:
-            self.engine.put_system(PODS, {**bound, "status": _creating(status)})
+            self.apiserver.put_system(PODS, {**bound, "status": _creating(status)})
             asyncio.get_running_loop().call_later(self.container_start, self._run_containers, bound)
         else:
-            self.engine.put_system(PODS, bound)
+            self.apiserver.put_system(PODS, bound)
         self._notify(node_name)
 
     def _run_containers(self, bound: dict[str, Any]) -> None:
         """The containers of a bound pod started: Running and Ready (if it is still there)."""
         meta = bound["metadata"]
-        current = self.engine.store.get(PODS, meta.get("namespace", ""), meta["name"])
+        current = self.apiserver.store.get(PODS, meta.get("namespace", ""), meta["name"])
         if current is None or current["metadata"]["uid"] != meta["uid"]:
             return
         if current["metadata"].get("deletionTimestamp"):
             return
-        self.engine.put_system(PODS, {**current, "status": bound["status"]})
+        self.apiserver.put_system(PODS, {**current, "status": bound["status"]})
 
     def _mark_unschedulable(self, pod: dict[str, Any], message: str) -> None:
         status = pod.get("status") or {}
@@ -269,7 +269,7 @@ class Scheduler:
         )
         if previous and previous.get("message") == message:
             return  # unchanged: no new write, no new Event
-        now = objects.now_rfc3339(self.engine.clock())
+        now = objects.now_rfc3339(self.apiserver.clock())
         condition = {
             "type": "PodScheduled",
             "status": "False",
@@ -279,14 +279,14 @@ class Scheduler:
             "lastTransitionTime": now,
         }
         new_status = {**status, "phase": "Pending", "conditions": [condition]}
-        self.engine.put_system(PODS, {**pod, "status": new_status})
+        self.apiserver.put_system(PODS, {**pod, "status": new_status})
         self._event(pod, "Warning", "FailedScheduling", message, now)
 
     def _event(self, obj: dict[str, Any], type_: str, reason: str, message: str, now: str) -> None:
         meta = obj["metadata"]
         ns = meta.get("namespace", "default")
         name = f"{meta['name']}.{hashlib.sha256((meta['uid'] + reason).encode()).hexdigest()[:16]}"
-        old = self.engine.store.get(EVENTS, ns, name)
+        old = self.apiserver.store.get(EVENTS, ns, name)
         count = int((old or {}).get("count", 0)) + 1
         event = {
             "apiVersion": "v1",
@@ -310,7 +310,7 @@ class Scheduler:
             "lastTimestamp": now,
             "count": count,
         }
-        self.engine.put_system(EVENTS, event)
+        self.apiserver.put_system(EVENTS, event)
 
 
 def _creating(running: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 kmock supplies the emulator class and its aiohttp raw-request entry point. Its own object
 store and request matching are not used: they scan every object per request and keep every
-version, which does not scale to thousands of objects. Requests go to `Engine` instead.
+version, which does not scale to thousands of objects. Requests go to `ApiServer` instead.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import base64
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
@@ -20,56 +19,22 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator
 
-from sandboxer.devcluster import discovery, openapi, tables
+from sandboxer.devcluster import routes, tables
+from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.auth import User, Users
-from sandboxer.devcluster.engine import APPLY, Engine
 from sandboxer.devcluster.errors import ApiError, bad_request, unsupported_media_type
+from sandboxer.devcluster.patching import APPLY
 from sandboxer.devcluster.resources import ResourceType
+from sandboxer.devcluster.routes import JSON, json_response
 from sandboxer.devcluster.selectors import matcher
 from sandboxer.devcluster.store import Event, Watcher
 
-JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class Route:
-    group: str
-    version: str
-    plural: str
-    namespace: str
-    name: str
-    subresource: str
-
-
-def parse_path(path: str) -> Route | None:
-    """Resource URLs: /api/v1/[namespaces/NS/]PLURAL[/NAME[/SUB]] and /apis/G/V/...."""
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 3 and parts[0] == "api":
-        group, version, rest = "", parts[1], parts[2:]
-    elif len(parts) >= 4 and parts[0] == "apis":
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    namespace = ""
-    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
-        namespace, rest = rest[1], rest[2:]
-    if not rest or len(rest) > 3:
-        return None
-    plural = rest[0]
-    name = rest[1] if len(rest) > 1 else ""
-    sub = rest[2] if len(rest) > 2 else ""
-    return Route(group, version, plural, namespace, name, sub)
-
-
-def _json(payload: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(body=json.dumps(payload).encode(), status=status, content_type=JSON)
-
 
 class HttpApi:
-    """Translates HTTP requests into Engine calls; counts requests for tests and benchmarks."""
+    """Translates HTTP requests into ApiServer calls; counts requests for tests and benchmarks."""
 
-    def __init__(self, engine: Engine, users: Users, bookmark_interval: float = 60.0) -> None:
-        self.engine = engine
+    def __init__(self, apiserver: ApiServer, users: Users, bookmark_interval: float = 60.0) -> None:
+        self.apiserver = apiserver
         self.users = users
         self.bookmark_interval = bookmark_interval
         self.requests: Counter[tuple[str, str]] = Counter()  # (verb, plural) -> count
@@ -83,81 +48,32 @@ class HttpApi:
             user = self.users.authenticate(request.headers.get("Authorization"))
             return await self._route(request, user)
         except ApiError as exc:
-            return _json(exc.status(), exc.code)
+            return json_response(exc.status(), exc.code)
 
     async def _route(
         self, request: aiohttp.web.BaseRequest, user: User
     ) -> aiohttp.web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         if request.method == "GET" and path == "/openapi/v2":
-            return self.openapi_v2(request)
+            return routes.openapi_v2(self.apiserver.registry, request)
         if request.method == "GET":
-            static = self._static(path)
+            static = routes.static(self.apiserver.registry, path)
             if static is not None:
                 return static
-        route = parse_path(path)
+        route = routes.parse_path(path)
         if route is None:
             raise ApiError(
                 404, "NotFound", f"the server could not find the requested resource: {path}"
             )
-        rt = self.engine.resource((route.group, route.version, route.plural))
+        rt = self.apiserver.resource((route.group, route.version, route.plural))
         if not rt.namespaced and route.namespace:
             raise ApiError(404, "NotFound", f"{rt.plural} is not namespaced")
         return await self._resource(request, user, rt, route)
 
-    def _static(self, path: str) -> aiohttp.web.StreamResponse | None:
-        registry = self.engine.registry
-        if path in ("/healthz", "/livez", "/readyz"):
-            return aiohttp.web.Response(text="ok")
-        if path == "/version":
-            return _json(discovery.SERVER_VERSION)
-        if path == "/api":
-            return _json(discovery.api_versions())
-        if path == "/apis":
-            return _json(discovery.api_group_list(registry))
-        if path == "/openapi/v3":
-            return _json(openapi.v3_root(registry))
-        parts = [p for p in path.split("/") if p]
-        if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
-            group, version = (
-                ("", parts[3])
-                if parts[2] == "api"
-                else (parts[3], parts[4] if len(parts) == 5 else "")
-            )
-            doc = openapi.v3_group_version(registry, group, version)
-            if doc is None:
-                raise ApiError(404, "NotFound", f"no OpenAPI v3 document for {path}")
-            return _json(doc)
-        if len(parts) == 2 and parts[0] == "api":
-            doc = discovery.api_resource_list(registry, "", parts[1])
-            return _json(doc) if doc else None
-        if len(parts) == 2 and parts[0] == "apis":
-            group_doc = discovery.api_group(registry, parts[1])
-            if group_doc is None:
-                raise ApiError(
-                    404, "NotFound", f"the server could not find the requested resource: {path}"
-                )
-            return _json(group_doc)
-        if len(parts) == 3 and parts[0] == "apis":
-            doc = discovery.api_resource_list(registry, parts[1], parts[2])
-            if doc is None:
-                raise ApiError(
-                    404, "NotFound", f"the server could not find the requested resource: {path}"
-                )
-            return _json(doc)
-        return None
-
-    def openapi_v2(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        # kubectl asks for protobuf first; 406 makes it use the v3 documents instead.
-        accept = request.headers.get("Accept", "")
-        if "protobuf" in accept and "json" not in accept:
-            raise ApiError(406, "NotAcceptable", "only application/json is served for /openapi/v2")
-        return _json(openapi.v2(self.engine.registry))
-
     # -- resources ---------------------------------------------------------------------------
 
     async def _resource(
-        self, request: aiohttp.web.BaseRequest, user: User, rt: ResourceType, route: Route
+        self, request: aiohttp.web.BaseRequest, user: User, rt: ResourceType, route: routes.Route
     ) -> aiohttp.web.StreamResponse:
         q = request.query
         method = request.method
@@ -185,7 +101,9 @@ class HttpApi:
         self.requests[(verb.get(method, method.lower()), rt.plural)] += 1
         if method == "POST" and not route.name:
             body = await self._body(request)
-            obj = await self.engine.create(rt, ns, body, user=user, strict=strict, dry_run=dry_run)
+            obj = await self.apiserver.create(
+                rt, ns, body, user=user, strict=strict, dry_run=dry_run
+            )
             return self._object(request, rt, obj, 201)
         if not route.name:
             if method == "DELETE":
@@ -194,17 +112,17 @@ class HttpApi:
         if sub == "scale":
             return await self._scale(request, user, rt, ns, route.name)
         if method == "GET":
-            return self._object(request, rt, self.engine.must_get(rt, ns, route.name))
+            return self._object(request, rt, self.apiserver.must_get(rt, ns, route.name))
         if method == "PUT":
             body = await self._body(request)
-            obj = await self.engine.update(
+            obj = await self.apiserver.update(
                 rt, ns, route.name, body, subresource=sub, user=user, strict=strict, dry_run=dry_run
             )
             return self._object(request, rt, obj)
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             body = await self._body(request, yaml_ok=content_type == APPLY)
-            obj = await self.engine.patch(
+            obj = await self.apiserver.patch(
                 rt,
                 ns,
                 route.name,
@@ -218,7 +136,7 @@ class HttpApi:
             return self._object(request, rt, obj)
         if method == "DELETE":
             options = await self._delete_options(request)
-            obj = await self.engine.delete(
+            obj = await self.apiserver.delete(
                 rt, ns, route.name, options=options, user=user, dry_run=dry_run
             )
             return self._object(request, rt, obj)
@@ -250,11 +168,11 @@ class HttpApi:
         predicate = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         options = await self._delete_options(request)
         victims = [
-            o for o in self.engine.iter(rt.key, ns or None) if predicate is None or predicate(o)
+            o for o in self.apiserver.iter(rt.key, ns or None) if predicate is None or predicate(o)
         ]
         for obj in victims:
             meta = obj["metadata"]
-            await self.engine.delete(
+            await self.apiserver.delete(
                 rt, meta.get("namespace", ""), meta["name"], options=options, user=user
             )
         return self._list_response(request, rt, victims)
@@ -269,7 +187,7 @@ class HttpApi:
             replicas = ((body or {}).get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
                 raise bad_request("spec.replicas must be a non-negative integer")
-            await self.engine.patch(
+            await self.apiserver.patch(
                 rt,
                 ns,
                 name,
@@ -277,7 +195,7 @@ class HttpApi:
                 {"spec": {"replicas": replicas}},
                 user=user,
             )
-        obj = self.engine.must_get(rt, ns, name)
+        obj = self.apiserver.must_get(rt, ns, name)
         meta = obj["metadata"]
         scale = {
             "kind": "Scale",
@@ -290,7 +208,7 @@ class HttpApi:
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
             "status": {"replicas": (obj.get("status") or {}).get("replicas", 0)},
         }
-        return _json(scale)
+        return json_response(scale)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -311,16 +229,16 @@ class HttpApi:
                 [obj],
                 obj["metadata"].get("resourceVersion", ""),
                 request.query.get("includeObject", "Metadata"),
-                self.engine.clock(),
+                self.apiserver.clock(),
             )
-            return _json(table)
+            return json_response(table)
         if (
-            self.engine.store.get(
+            self.apiserver.store.get(
                 rt.key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
             )
             is obj
         ):
-            body = self.engine.store.raw(obj)
+            body = self.apiserver.store.raw(obj)
         else:
             body = json.dumps(obj).encode()
         return aiohttp.web.Response(body=body, status=status, content_type=JSON)
@@ -329,7 +247,7 @@ class HttpApi:
         self, request: aiohttp.web.BaseRequest, rt: ResourceType, ns: str
     ) -> list[dict[str, Any]]:
         predicate = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
-        source = self.engine.iter(rt.key, ns or None)
+        source = self.apiserver.iter(rt.key, ns or None)
         objs = list(source) if predicate is None else [o for o in source if predicate(o)]
         objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return objs
@@ -343,7 +261,7 @@ class HttpApi:
     def _list_response(
         self, request: aiohttp.web.BaseRequest, rt: ResourceType, objs: list[dict[str, Any]]
     ) -> aiohttp.web.StreamResponse:
-        rv = str(self.engine.store.rv)
+        rv = str(self.apiserver.store.rv)
         meta: dict[str, Any] = {"resourceVersion": rv}
         limit = int(request.query.get("limit") or 0)
         start = 0
@@ -364,14 +282,14 @@ class HttpApi:
             objs = objs[start:end]
         if self._wants_table(request):
             table = tables.build(
-                rt, objs, rv, request.query.get("includeObject", "Metadata"), self.engine.clock()
+                rt, objs, rv, request.query.get("includeObject", "Metadata"), self.apiserver.clock()
             )
             table["metadata"].update(meta)
-            return _json(table)
+            return json_response(table)
         head = json.dumps(
             {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta}
         )
-        raw = self.engine.store.raw
+        raw = self.apiserver.store.raw
         body = head[:-1].encode() + b',"items":[' + b",".join(raw(o) for o in objs) + b"]}"
         return aiohttp.web.Response(body=body, content_type=JSON)
 
@@ -384,7 +302,7 @@ class HttpApi:
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
         rv = q.get("resourceVersion", "")
         initial = q.get("sendInitialEvents") == "true"
-        store = self.engine.store
+        store = self.apiserver.store
         watcher = Watcher(rt.key, ns or None, predicate)
         backlog: list[bytes] = []
         encode = self._table_encoder(request, rt) if self._wants_table(request) else _plain
@@ -475,7 +393,7 @@ class HttpApi:
         def encode(event: Event) -> bytes:
             nonlocal first
             rv = event.obj["metadata"].get("resourceVersion", "")
-            table = tables.build(rt, [event.obj], rv, include, self.engine.clock())
+            table = tables.build(rt, [event.obj], rv, include, self.apiserver.clock())
             if not first:
                 table["columnDefinitions"] = []
             first = False
@@ -484,7 +402,7 @@ class HttpApi:
         return encode
 
     def _bookmark(self, rt: ResourceType, initial_end: bool = False) -> bytes:
-        meta: dict[str, Any] = {"resourceVersion": str(self.engine.store.rv)}
+        meta: dict[str, Any] = {"resourceVersion": str(self.apiserver.store.rv)}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}

@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-from sandboxer.devcluster.engine import Engine
+from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.store import ResKey
 
 STATEFULSETS: ResKey = ("apps", "v1", "statefulsets")
@@ -87,12 +87,12 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 class StatefulSetController:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, apiserver: ApiServer) -> None:
+        self.apiserver = apiserver
         self._queue: set[tuple[str, str]] = set()
         self._claims: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
-        engine.store.listeners.append(self._on_event)
+        apiserver.store.listeners.append(self._on_event)
 
     def _on_event(self, kind: str, res: ResKey, obj: dict[str, Any], old: Any) -> None:
         meta = obj["metadata"]
@@ -117,7 +117,7 @@ class StatefulSetController:
                 self._bind_claim(ns, name)
             queue, self._queue = self._queue, set()
             for ns, name in sorted(queue):
-                sts = self.engine.store.get(STATEFULSETS, ns, name)
+                sts = self.apiserver.store.get(STATEFULSETS, ns, name)
                 if sts is not None and not sts["metadata"].get("deletionTimestamp"):
                     self.reconcile(sts)
             await asyncio.sleep(0)
@@ -128,17 +128,17 @@ class StatefulSetController:
         spec = sts.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
         revision = template_revision(sts)
-        store = self.engine.store
+        store = self.apiserver.store
         for i in range(replicas):
             for claim in spec.get("volumeClaimTemplates") or []:
                 pvc = build_claim(sts, claim, i)
                 if store.get(PVCS, ns, pvc["metadata"]["name"]) is None:
-                    self.engine.put_system(PVCS, pvc)
+                    self.apiserver.put_system(PVCS, pvc)
             pod = store.get(PODS, ns, f"{name}-{i}")
             if pod is None:
-                self.engine.put_system(PODS, build_pod(sts, i))
+                self.apiserver.put_system(PODS, build_pod(sts, i))
             elif (pod["metadata"].get("labels") or {}).get(REVISION_LABEL) != revision:
-                self.engine.delete_system(PODS, ns, f"{name}-{i}")  # rolling update: recreate
+                self.apiserver.delete_system(PODS, ns, f"{name}-{i}")  # rolling update: recreate
         # Scale down: remove pods with an ordinal at or above replicas; PVCs are kept.
         index = replicas
         while (pod := store.get(PODS, ns, f"{name}-{index}")) is not None:
@@ -146,14 +146,14 @@ class StatefulSetController:
                 r.get("uid") == meta["uid"] for r in pod["metadata"].get("ownerReferences") or []
             )
             if owned:
-                self.engine.delete_system(PODS, ns, f"{name}-{index}")
+                self.apiserver.delete_system(PODS, ns, f"{name}-{index}")
             index += 1
         self._update_status(sts, replicas, revision)
 
     def _update_status(self, sts: dict[str, Any], replicas: int, revision: str) -> None:
         meta = sts["metadata"]
         pods = [
-            self.engine.store.get(PODS, meta["namespace"], f"{meta['name']}-{i}")
+            self.apiserver.store.get(PODS, meta["namespace"], f"{meta['name']}-{i}")
             for i in range(replicas)
         ]
         existing = [p for p in pods if p is not None]
@@ -170,10 +170,10 @@ class StatefulSetController:
             "collisionCount": 0,
         }
         if sts.get("status") != status:
-            self.engine.put_system(STATEFULSETS, {**sts, "status": status})
+            self.apiserver.put_system(STATEFULSETS, {**sts, "status": status})
 
     def _bind_claim(self, ns: str, name: str) -> None:
-        pvc = self.engine.store.get(PVCS, ns, name)
+        pvc = self.apiserver.store.get(PVCS, ns, name)
         if pvc is None or (pvc.get("spec") or {}).get("volumeName"):
             return
         spec = pvc.get("spec") or {}
@@ -199,4 +199,4 @@ class StatefulSetController:
             },
             "status": status,
         }
-        self.engine.put_system(PVCS, bound)
+        self.apiserver.put_system(PVCS, bound)

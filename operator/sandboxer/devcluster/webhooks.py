@@ -91,7 +91,7 @@ def _rule_matches(rule: Mapping[str, Any], req: AdmissionRequest) -> bool:
     return ok
 
 
-class Admission:
+class WebhookDispatcher:
     """Calls the webhooks registered in the store; `namespace_labels` resolves namespaceSelector."""
 
     def __init__(
