@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal
 
 import typer
 
@@ -13,14 +13,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _not_yet(what: str, issue: int) -> NoReturn:
-    typer.echo(
-        f"sandboxer {what} is not available in this build yet (tracked as issue #{issue}).",
-        err=True,
-    )
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -135,7 +127,7 @@ def operator(
     ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Port of /metrics (not served yet)."),
+        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Port of Prometheus /metrics."),
     ] = None,
     ledger: Annotated[
         str | None,
