@@ -13,7 +13,7 @@ import trustme
 from aiohttp import web
 
 from sandboxer.controller.kube import KubeClient, UndeclaredCall
-from sandboxer.controller.webhookcerts import self_signed
+from sandboxer.tlscerts import self_signed
 
 
 @pytest.fixture

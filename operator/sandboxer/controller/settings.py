@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 
 from sandboxer.controller.config import OperatorConfig
-from sandboxer.controller.webhookcerts import self_signed
+from sandboxer.tlscerts import self_signed
 
 PREFIX = "sandboxer.io"
 

@@ -23,7 +23,8 @@ from typing import Any, Self
 import aiohttp.web
 import yaml
 
-from sandboxer.devcluster import kubeconfig, tls
+from sandboxer import tlscerts
+from sandboxer.devcluster import kubeconfig
 from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.auth import User, Users
 from sandboxer.devcluster.nodes import NodeSpec, build_node
@@ -53,7 +54,7 @@ class DevCluster:
         self.host, self._port = host, port
         self.apiserver = ApiServer(clock=clock)
         self.users = Users.defaults()
-        self.tls = tls.issue((host, "localhost"))
+        self.tls = tlscerts.issue((host, "localhost"))
         self.http = HttpApi(self.apiserver, self.users, bookmark_interval=bookmark_interval)
         self.scheduler = Scheduler(self.apiserver, container_start=container_start)
         self.statefulsets = StatefulSetController(self.apiserver)
