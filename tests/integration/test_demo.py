@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from sandboxer.demo.story import run_demo
+
+pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
 
 async def test_demo_story_completes_and_writes_the_export(tmp_path: Path) -> None:

@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

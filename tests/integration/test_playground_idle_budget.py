@@ -12,8 +12,12 @@ import sys
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import Kubectl
+
+pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
 AFTER, WARN_BEFORE, REPORT = 6, 3, 0.5  # seconds; the playground fixture reports every 0.5 s
 

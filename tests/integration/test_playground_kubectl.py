@@ -7,10 +7,13 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 import yaml
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import ROOT, Kubectl, Result
+
+pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
 SANDBOX = str(ROOT / "examples" / "sandbox.yaml")
 CLASS = str(ROOT / "examples" / "class-h100.yaml")
@@ -110,6 +113,9 @@ async def test_over_the_class_limit_is_refused_naming_it(pg_kubectl: Kubectl) ->
 async def test_more_gpus_than_any_node_keeps_the_pod_pending(pg_kubectl: Kubectl) -> None:
     # Within the class (8) but above every node (4 each).
     await pg_kubectl("apply", "-f", "-", user="alice", input=manifest("huge", 8))
+    # The operator creates the StatefulSet, then its controller the pod: `wait --for=condition`
+    # on a pod that does not exist yet fails at once, so wait for the pod to exist first.
+    await wait(pg_kubectl, "--for=create", "pod/huge-0")
     await wait(pg_kubectl, "--for=condition=PodScheduled=False", "pod/huge-0")
     pod = await get(pg_kubectl, "pod", "huge-0")
     assert pod["status"]["phase"] == "Pending"

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
+
 
 def _run(repo_root: Path, script: str, *args: str) -> dict[str, object]:
     out = subprocess.run(
