@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,13 +35,19 @@ class Kubectl(Protocol):
     ) -> Awaitable[Result]: ...
 
 
-@pytest.fixture
-async def devcluster() -> AsyncIterator[DevCluster]:
+@contextlib.asynccontextmanager
+async def two_node_cluster() -> AsyncIterator[DevCluster]:
     """Embedded API with the project's CRDs and two simulated nodes of 4 H100 GPUs each."""
     async with DevCluster() as cluster:
         cluster.load_crds(ROOT / "crds")
         cluster.add_gpu_node("gpu-node-0", gpus=4, model="H100")
         cluster.add_gpu_node("gpu-node-1", gpus=4, model="H100")
+        yield cluster
+
+
+@pytest.fixture
+async def devcluster() -> AsyncIterator[DevCluster]:
+    async with two_node_cluster() as cluster:
         yield cluster
 
 

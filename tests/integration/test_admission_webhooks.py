@@ -1,32 +1,27 @@
-"""The admission webhooks served by kopf, reached as AdmissionReview over real HTTP."""
+"""The admission webhooks served by kopf, reached as AdmissionReview over real HTTP.
+
+The operator runs against the embedded API, where kopf registers its managed webhook
+configurations; the test then calls the webhooks directly, as the API server would.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest
-import yaml
 
 from sandboxer.admission_rules import BudgetDecision, BudgetRequest
-from sandboxer.controller.config import OperatorConfig
-from tests.integration.emulator import (
-    CREATED,
-    ESB,
-    NS,
-    Api,
-    declare,
-    eventually,
-    run_operator_thread,
-)
+from sandboxer.devcluster.cluster import DevCluster
+from sandboxer.devcluster.operatorthread import OPERATOR_USER
+from tests.integration.conftest import eventually
+from tests.integration.operator_api import NS, operator_config, running_operator, team_cluster
 
-WEBHOOK_CONFIGS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-OPERATOR_SA = "system:serviceaccount:sandboxer:operator"
+WEBHOOKS_V1 = "admissionregistration.k8s.io/v1"
+OPERATOR_SA = OPERATOR_USER
 
 
 class RecordingGate:
@@ -40,12 +35,6 @@ class RecordingGate:
         if request.gpus > 4:
             return BudgetDecision(False, "Budget 'team-a' has 3.5 GPU-hours left; ask for fewer.")
         return BudgetDecision(True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def review(
@@ -105,28 +94,26 @@ class Webhooks:
 
 
 @pytest.fixture
-async def webhooks(
-    kmock: kmock.KubernetesEmulator, repo_root: Any
-) -> AsyncIterator[tuple[Webhooks, RecordingGate]]:
-    declare(kmock)
-    port = free_port()
+async def cluster() -> AsyncIterator[DevCluster]:
+    async with team_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def webhooks(cluster: DevCluster) -> AsyncIterator[tuple[Webhooks, RecordingGate]]:
     gate = RecordingGate()
-    config = OperatorConfig(
-        server=str(kmock.url),
-        webhook_port=port,
-        webhook_addr="127.0.0.1",
-        dev=True,
-        operator_users=(OPERATOR_SA,),
-        budget_gate=gate,
-    )
-    async with aiohttp.ClientSession() as session:
-        api = Api(str(kmock.url), session)
-        cls = yaml.safe_load((repo_root / "examples" / "class-h100.yaml").read_text())
-        assert await api.post(f"{ESB}/sandboxclasses", cls) in CREATED
-        async with run_operator_thread(config):
-            # kopf registers the webhook configuration once its server listens.
-            await eventually(lambda: api.get(f"{WEBHOOK_CONFIGS}/sandboxer.io"))
-            yield Webhooks(f"http://127.0.0.1:{port}", session), gate
+    config = operator_config(cluster, webhooks=True, budget_gate=gate)
+    async with aiohttp.ClientSession() as session, running_operator(config):
+        # kopf fills its managed webhook configurations once its server listens.
+        await eventually(
+            lambda: all(
+                (cluster.get(WEBHOOKS_V1, kind, "sandboxer.io") or {}).get("webhooks")
+                for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+            ),
+            within=30,
+            message="kopf's managed webhook configurations",
+        )
+        yield Webhooks(f"http://127.0.0.1:{config.webhook_port}", session), gate
 
 
 async def test_owner_is_stamped_from_the_authenticated_user(webhooks: Any) -> None:
@@ -183,8 +170,10 @@ async def test_budget_gate_is_asked_and_told_about_dry_run(webhooks: Any) -> Non
     assert len(gate.asked) == 2
 
 
-async def test_managed_webhook_configurations_are_registered(webhooks: Any, kmock: Any) -> None:
-    async with aiohttp.ClientSession() as session:
-        config = await Api(str(kmock.url), session).get(f"{WEBHOOK_CONFIGS}/sandboxer.io")
+async def test_managed_webhook_configurations_are_registered(
+    webhooks: Any, cluster: DevCluster
+) -> None:
+    config = cluster.get(WEBHOOKS_V1, "ValidatingWebhookConfiguration", "sandboxer.io")
+    assert config is not None
     urls = [w["clientConfig"]["url"] for w in config["webhooks"]]
     assert any(u.endswith("/sandbox-validate") for u in urls), urls

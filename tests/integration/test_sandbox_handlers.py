@@ -1,8 +1,7 @@
-"""The kopf handlers against kmock's KubernetesEmulator over real HTTP.
+"""The kopf handlers against the embedded API server over real HTTPS.
 
-The test plays the parts of the API server that kmock leaves out (uid, the StatefulSet
-controller, the scheduler and kubelet) by writing through the same HTTP API the operator uses.
-The integrator adds the same scenarios through kubectl against the embedded API server.
+The embedded API assigns uids and generations, and its StatefulSet controller, scheduler and
+simulated kubelet make and run the pods; the test writes through the same HTTP API as kubectl.
 """
 
 from __future__ import annotations
@@ -12,71 +11,50 @@ import contextlib
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import kmock
 import pytest
-import yaml
 
-from sandboxer.controller.config import OperatorConfig
-from tests.integration.emulator import (
-    CREATED,
+from sandboxer.devcluster.cluster import DevCluster
+from sandboxer.devcluster.operatorthread import OPERATOR_USER
+from tests.integration.operator_api import (
     ESB,
     NS,
-    PODS,
     PVCS,
     STS,
     Api,
-    declare,
     eventually,
-    run_operator_thread,
+    operator_config,
+    running_operator,
+    team_cluster,
 )
 
 
-def operator(url: str) -> contextlib.AbstractAsyncContextManager[None]:
-    return run_operator_thread(OperatorConfig(server=url, class_retry_delay=1.0))
+@pytest.fixture
+async def cluster() -> AsyncIterator[DevCluster]:
+    async with team_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture
-async def api(kmock: kmock.KubernetesEmulator, repo_root: Any) -> AsyncIterator[Api]:
-    declare(kmock)
-    async with aiohttp.ClientSession() as session:
-        client = Api(str(kmock.url), session)
-        cls = yaml.safe_load((repo_root / "examples" / "class-h100.yaml").read_text())
-        assert await client.post(f"{ESB}/sandboxclasses", cls) in CREATED
-        yield client
+async def api(cluster: DevCluster) -> AsyncIterator[Api]:
+    async with cluster.session() as session:
+        yield Api(session)
+
+
+def operator(cluster: DevCluster) -> contextlib.AbstractAsyncContextManager[None]:
+    return running_operator(operator_config(cluster, webhooks=False, class_retry_delay=1.0))
 
 
 def sandbox(name: str = "nb", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "sandboxer.io/v1alpha1",
         "kind": "ExperimentSandbox",
-        # The emulator assigns no uid or generation; the real API server does.
-        "metadata": {"name": name, "namespace": NS, "uid": str(uuid.uuid4()), "generation": 1},
+        "metadata": {"name": name, "namespace": NS},
         "spec": {"class": "h100", "gpus": 2, "owner": "alice", **spec},
     }
-
-
-async def run_pod(api: Api, name: str, *, ready: bool) -> None:
-    """Play the StatefulSet controller + scheduler + kubelet: one pod from the template."""
-    sts = await api.get(f"{STS}/{name}")
-    template = sts["spec"]["template"]
-    conditions = [
-        {"type": "PodScheduled", "status": "True"},
-        {"type": "Ready", "status": "True" if ready else "False"},
-    ]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"{name}-0", "namespace": NS, **template["metadata"]},
-        "spec": {**template["spec"], "nodeName": "gpu-node-1"},
-        "status": {"phase": "Running", "conditions": conditions},
-    }
-    assert await api.post(PODS, pod) in CREATED
 
 
 async def condition(api: Api, name: str, type_: str) -> dict[str, Any] | None:
@@ -87,9 +65,9 @@ async def condition(api: Api, name: str, type_: str) -> dict[str, Any] | None:
     return None
 
 
-async def test_apply_creates_children_with_gpus_and_security(api: Api, kmock: Any) -> None:
-    async with operator(str(kmock.url)):
-        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
+async def test_apply_creates_children_with_gpus_and_security(api: Api, cluster: DevCluster) -> None:
+    async with operator(cluster):
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) == 201
         sts = await eventually(lambda: api.get(f"{STS}/nb"))
         for path in (
             f"{PVCS}/nb-workspace",
@@ -108,15 +86,15 @@ async def test_apply_creates_children_with_gpus_and_security(api: Api, kmock: An
         obj = await api.get(f"{ESB}/namespaces/{NS}/experimentsandboxes/nb")
         assert not obj["metadata"].get("finalizers")
 
-        await run_pod(api, "nb", ready=True)
-        ready = await eventually(lambda: condition(api, "nb", "Ready"))
+        # The embedded API's StatefulSet controller and scheduler run the pod.
         ready = await eventually(
             lambda: _when(condition(api, "nb", "Ready"), lambda c: c["status"] == "True")
         )
         assert ready["reason"] == "NotebookReady"
         obj = await api.get(f"{ESB}/namespaces/{NS}/experimentsandboxes/nb")
         assert obj["status"]["phase"] == "Ready"
-        assert obj["status"]["node"] == "gpu-node-1"
+        pod = await api.get(f"/api/v1/namespaces/{NS}/pods/nb-0")
+        assert obj["status"]["node"] == pod["spec"]["nodeName"]
         assert obj["status"]["url"] == f"http://nb.{NS}.svc:8888/"
 
 
@@ -125,16 +103,16 @@ async def _when(value: Awaitable[Any], test: Callable[[Any], bool]) -> Any:
     return got if got is not None and test(got) else None
 
 
-async def test_suspend_scales_to_zero_keeping_the_volume_and_resume(api: Api, kmock: Any) -> None:
+async def test_suspend_scales_to_zero_keeping_the_volume_and_resume(
+    api: Api, cluster: DevCluster
+) -> None:
     path = f"{ESB}/namespaces/{NS}/experimentsandboxes/nb"
-    async with operator(str(kmock.url)):
-        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
+    async with operator(cluster):
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) == 201
         await eventually(lambda: api.get(f"{STS}/nb"))
         pvc_before = await eventually(lambda: api.get(f"{PVCS}/nb-workspace"))
 
-        assert (
-            await api.patch(path, {"spec": {"suspend": True}, "metadata": {"generation": 2}}) == 200
-        )
+        assert await api.patch(path, {"spec": {"suspend": True}}) == 200
         await eventually(lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 0))
         suspended = await eventually(
             lambda: _when(condition(api, "nb", "Suspended"), lambda c: c["status"] == "True")
@@ -142,10 +120,7 @@ async def test_suspend_scales_to_zero_keeping_the_volume_and_resume(api: Api, km
         assert suspended["reason"] == "User"
         assert await api.get(f"{PVCS}/nb-workspace") == pvc_before
 
-        assert (
-            await api.patch(path, {"spec": {"suspend": False}, "metadata": {"generation": 3}})
-            == 200
-        )
+        assert await api.patch(path, {"spec": {"suspend": False}}) == 200
         await eventually(lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 1))
         resumed = await eventually(
             lambda: _when(condition(api, "nb", "Suspended"), lambda c: c["status"] == "False")
@@ -153,26 +128,28 @@ async def test_suspend_scales_to_zero_keeping_the_volume_and_resume(api: Api, km
         assert resumed["observedGeneration"] == 3
 
 
-async def test_restart_mid_provisioning_converges_without_duplicates(api: Api, kmock: Any) -> None:
+async def test_restart_mid_provisioning_converges_without_duplicates(
+    api: Api, cluster: DevCluster
+) -> None:
     # A previous operator process created the Secret and a stale StatefulSet, then died.
-    assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox(gpus=1)) in CREATED
+    assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox(gpus=1)) == 201
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "nb-token", "namespace": NS},
         "data": {"token": "b2xk"},
     }
-    assert await api.post(f"/api/v1/namespaces/{NS}/secrets", secret) in CREATED
+    assert await api.post(f"/api/v1/namespaces/{NS}/secrets", secret) == 201
     stale = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": {"name": "nb", "namespace": NS},
         "spec": {"replicas": 0, "template": {"spec": {}}},
     }
-    assert await api.post(STS, stale) in CREATED
+    assert await api.post(STS, stale) == 201
 
     for _ in range(2):  # a second restart must change nothing either
-        async with operator(str(kmock.url)):
+        async with operator(cluster):
             sts = await eventually(
                 lambda: _when(api.get(f"{STS}/nb"), lambda s: s["spec"]["replicas"] == 1)
             )
@@ -182,7 +159,7 @@ async def test_restart_mid_provisioning_converges_without_duplicates(api: Api, k
     # The token Secret was there: kept as it was, never regenerated.
     kept = await api.get(f"/api/v1/namespaces/{NS}/secrets/nb-token")
     assert kept["data"]["token"] == "b2xk"
-    # One of each child, and the operator did try to create them again (answered 409).
+    # One of each child, though the operator did try to create them again.
     for path in (
         STS,
         PVCS,
@@ -190,24 +167,24 @@ async def test_restart_mid_provisioning_converges_without_duplicates(api: Api, k
         f"/api/v1/namespaces/{NS}/services",
     ):
         assert len((await api.get(path))["items"]) == 1, path
-    creates = [r for r in kmock if r.method == "POST" and r.url.path == STS]
-    assert len(creates) >= 1 + 2  # the stale one, then at least one 409 per operator start
+    # The stale one, then the first operator's own create, answered 409 and adopted instead.
+    assert cluster.request_count("create", "statefulsets") >= 1 + 1
 
 
-async def test_missing_class_is_reported_not_hot_looped(api: Api, kmock: Any) -> None:
-    async with operator(str(kmock.url)):
+async def test_missing_class_is_reported_not_hot_looped(api: Api, cluster: DevCluster) -> None:
+    async with operator(cluster):
         body = sandbox(**{"class": "a100"})
-        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", body) in CREATED
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", body) == 201
         ready = await eventually(lambda: condition(api, "nb", "Ready"))
         assert ready["reason"] == "ClassNotFound"
         assert "a100" in ready["message"]
     assert await api.get(f"{STS}/nb") is None
 
 
-async def test_gpu_change_rolls_the_pod_template(api: Api, kmock: Any) -> None:
+async def test_gpu_change_rolls_the_pod_template(api: Api, cluster: DevCluster) -> None:
     path = f"{ESB}/namespaces/{NS}/experimentsandboxes/nb"
-    async with operator(str(kmock.url)):
-        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
+    async with operator(cluster):
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) == 201
         before = await eventually(lambda: api.get(f"{STS}/nb"))
         hash_before = before["spec"]["template"]["metadata"]["annotations"][
             "sandboxer.io/spec-hash"
@@ -225,17 +202,12 @@ async def test_gpu_change_rolls_the_pod_template(api: Api, kmock: Any) -> None:
         assert limits(after)["memory"] == "256Gi"  # class default per GPU follows
 
 
-async def test_sandboxer_operator_command_provisions(api: Api, kmock: Any, tmp_path: Path) -> None:
+async def test_sandboxer_operator_command_provisions(
+    api: Api, cluster: DevCluster, tmp_path: Path
+) -> None:
     """`sandboxer operator` as its own process, reading a kubeconfig, stopped by SIGTERM."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
-            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "op"}}],
-            "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
-            "users": [{"name": "op", "user": {"token": "operator-token"}}],
-        })
-    )  # fmt: skip
+    operator_config(cluster, webhooks=False)  # adds the operator's service-account user
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", user=OPERATOR_USER)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     env.pop("KUBERNETES_SERVICE_HOST", None)
     code = "from sandboxer.cli import main; main()"
@@ -244,12 +216,14 @@ async def test_sandboxer_operator_command_provisions(api: Api, kmock: Any, tmp_p
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) in CREATED
+        assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox()) == 201
         sts = await eventually(lambda: api.get(f"{STS}/nb"), within=30)
         assert sts["spec"]["replicas"] == 1
-        ours = [r for r in kmock if r.headers.get("User-Agent") == "sandboxer-operator"]
-        assert ours
-        assert {r.headers.get("Authorization") for r in ours} == {"Bearer operator-token"}
+        # The operator process (kopf's watches and our own client) called as its service account.
+        callers = cluster.http.callers
+        assert (OPERATOR_USER, "sandboxer-operator") in callers
+        operator_agents = [c for c in callers if c[1].startswith(("kopf/", "sandboxer-operator"))]
+        assert {user for user, _ in operator_agents} == {OPERATOR_USER}
     finally:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(20):

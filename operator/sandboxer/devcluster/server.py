@@ -38,6 +38,7 @@ class HttpApi:
         self.users = users
         self.bookmark_interval = bookmark_interval
         self.requests: Counter[tuple[str, str]] = Counter()  # (verb, plural) -> count
+        self.callers: Counter[tuple[str, str]] = Counter()  # (user, User-Agent) -> count
         self._closing = asyncio.Event()
 
     def close_watches(self) -> None:
@@ -46,6 +47,7 @@ class HttpApi:
     async def handle(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         try:
             user = self.users.authenticate(request.headers.get("Authorization"))
+            self.callers[(user.name, request.headers.get("User-Agent", ""))] += 1
             return await self._route(request, user)
         except ApiError as exc:
             return json_response(exc.status(), exc.code)
