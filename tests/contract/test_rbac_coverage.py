@@ -3,7 +3,7 @@
 The calls come from the code: the operator's own client refuses anything outside
 `controller.kube.CALLS`; kopf's watches and patches follow from the handler registry that
 `runner.build_registry` builds; the agent's are `metering.publisher.CALLS`. The last two tests
-run the real code against kmock over HTTP and map every request it sent to an RBAC verb.
+run the real code against the embedded API and map every request it sent to an RBAC verb.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import kopf
 import pytest
 import yaml
@@ -25,17 +24,18 @@ from sandboxer.controller import kube
 from sandboxer.controller.children import desired_children
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.runner import build_registry
+from sandboxer.devcluster.operatorthread import OPERATOR_USER
+from sandboxer.devcluster.server import Sent
 from sandboxer.metering import publisher
-from sandboxer.metering.kubeconfig import KubeEndpoint
-from tests.integration import kmock_reports
-from tests.integration.emulator import (
+from tests.integration.conftest import eventually
+from tests.integration.metering_api import kube_http, reports_cluster
+from tests.integration.operator_api import (
     ESB,
     NS,
-    STS,
     Api,
-    declare,
-    eventually,
-    run_operator_thread,
+    operator_config,
+    running_operator,
+    team_cluster,
 )
 from tests.sandbox_fixtures import example_class, make_sandbox
 
@@ -190,7 +190,7 @@ def test_agent_rules_are_exactly_its_calls() -> None:
     assert granted(rbac.AGENT_RULES) == set(publisher.CALLS)
 
 
-# --- The real code against kmock: every request it sends maps to a granted call. ---------------
+# --- The real code against the embedded API: every request it sends maps to a granted call. ----
 
 
 def request_call(method: str, path: str, query: dict[str, str]) -> Call | None:
@@ -213,59 +213,48 @@ def request_call(method: str, path: str, query: dict[str, str]) -> Call | None:
     return group, resource, verb
 
 
-TEST_CLIENT = "rbac-test"  # the test's own requests (kubectl's part), left out of the check
+def sent(log: Iterable[Sent], user: str) -> set[Call]:
+    """The RBAC calls of every request `user` sent (the test's own go as admin)."""
+    calls = (request_call(r.method, r.path, r.query) for r in log if r.user == user)
+    return {call for call in calls if call}
 
 
-def sent(emulator: Any) -> set[Call]:
-    calls = set()
-    for request in emulator:
-        if request.headers.get("User-Agent") == TEST_CLIENT:
-            continue
-        call = request_call(request.method.value, request.url.path, dict(request.url.query))
-        if call:
-            calls.add(call)
-    return calls
+async def test_the_agent_sends_only_its_declared_calls() -> None:
+    async with reports_cluster() as cluster:
+        http = kube_http(cluster)  # as admin: the only HTTP client of this cluster
+        try:
+            report = publisher.NodeReportPublisher(http, "node-a")
+            status = GPUNodeReportStatus(
+                node="node-a", epoch="e1", sequence=1, reported_at=datetime(2026, 1, 1, tzinfo=UTC)
+            )
+            await report.publish(status)  # 404, create, patch
+            await report.publish(status)
+            await publisher.NodePods(http, "node-a").uids()
+        finally:
+            await http.close()
+        assert sent(cluster.http.log, "admin") == set(publisher.CALLS)
 
 
-async def test_the_agent_sends_only_its_declared_calls(kmock: Any) -> None:
-    kmock_reports.declare(kmock)
-    http = publisher.KubeHTTP(KubeEndpoint(str(kmock.url).rstrip("/")))
-    try:
-        report = publisher.NodeReportPublisher(http, "node-a")
-        status = GPUNodeReportStatus(
-            node="node-a", epoch="e1", sequence=1, reported_at=datetime(2026, 1, 1, tzinfo=UTC)
-        )
-        await report.publish(status)  # 404, create, patch
-        await report.publish(status)
-        await publisher.NodePods(http, "node-a").uids()
-    finally:
-        await http.close()
-    assert sent(kmock) == set(publisher.CALLS)
-
-
-async def test_the_operator_sends_only_granted_calls(kmock: Any, repo_root: Any) -> None:
-    """Class, sandbox, children, a pod change, webhooks managed by kopf: all within RBAC."""
-    declare(kmock)
-    config = OperatorConfig(
-        server=str(kmock.url), webhook_port=0, webhook_addr="127.0.0.1", dev=True
-    )
-    async with aiohttp.ClientSession(headers={"User-Agent": TEST_CLIENT}) as session:
-        api = Api(str(kmock.url), session)
-        cls = yaml.safe_load((repo_root / "examples" / "class-h100.yaml").read_text())
-        await api.post(f"{ESB}/sandboxclasses", cls)
-        async with run_operator_thread(config):
+async def test_the_operator_sends_only_granted_calls(repo_root: Any) -> None:
+    """Class, sandbox, children, their pod running, webhooks managed by kopf: all within RBAC."""
+    async with team_cluster() as cluster, cluster.session() as session:
+        api = Api(session)
+        async with running_operator(operator_config(cluster, webhooks=True)):
             sandbox = yaml.safe_load((repo_root / "examples" / "sandbox.yaml").read_text())
             sandbox["metadata"] |= {"name": "nb", "namespace": NS}
-            await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox)
-            await eventually(lambda: api.get(f"{STS}/nb"), within=30)
-            # A change to a child of ours: kopf sees it, we re-derive the sandbox's status.
-            await api.patch(f"{STS}/nb", {"status": {"readyReplicas": 1, "replicas": 1}})
-
-            async def status_patched() -> bool:
-                return (GROUP, "experimentsandboxes/status", "patch") in sent(kmock)
-
-            await eventually(status_patched, within=30)
-    calls, rules = sent(kmock), granted(rbac.OPERATOR_RULES + rbac.WEBHOOK_MANAGEMENT_RULES)
+            sandbox["spec"]["owner"] = "alice"
+            assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox) == 201
+            # The embedded API runs the pod; kopf sees the child change, we re-derive the status.
+            await eventually(
+                lambda: (
+                    (GROUP, "experimentsandboxes/status", "patch")
+                    in sent(cluster.http.log, OPERATOR_USER)
+                ),
+                within=30,
+                message="a status patch of the sandbox",
+            )
+        calls = sent(cluster.http.log, OPERATOR_USER)
+    rules = granted(rbac.OPERATOR_RULES + rbac.WEBHOOK_MANAGEMENT_RULES)
     assert not calls - rules, f"sent without a rule: {sorted(calls - rules)}"
     # What this scenario exercises of the rules (peering and some child kinds are not).
     assert {

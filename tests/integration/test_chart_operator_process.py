@@ -1,6 +1,6 @@
 """`sandboxer operator` started with exactly the args and env the chart renders.
 
-The rendered Deployment's container is run as a process against kmock over HTTP: every flag and
+The rendered Deployment's container is run as a process against the embedded API: every flag and
 variable must be accepted, kopf's /healthz must answer where the probes look, the webhooks must
 serve the chart's paths over TLS from the mounted certificate folder, and kopf's managed
 configurations must call the same Service, port and paths as the chart's own configurations.
@@ -23,13 +23,13 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
-import yaml
 
+from sandboxer.devcluster.cluster import DevCluster
 from tests.contract.helm_chart import NAMESPACE, find, objects, template_text
-from tests.integration.emulator import ESB, Api, declare, eventually
+from tests.integration.operator_api import eventually, team_cluster
 from tests.integration.test_admission_webhooks import body, review
 
-ADMISSION = "/apis/admissionregistration.k8s.io/v1"
+ADMISSION = "admissionregistration.k8s.io/v1"
 
 
 def _free_port() -> int:
@@ -65,11 +65,16 @@ def _cert_dir(folder: Path, ca: trustme.CA, service: str) -> None:
 
 
 @pytest.fixture
+async def cluster() -> AsyncIterator[DevCluster]:
+    async with team_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
 async def chart_operator(
-    kmock: Any, tmp_path: Path, repo_root: Path
+    cluster: DevCluster, tmp_path: Path
 ) -> AsyncIterator[tuple[dict[str, str], int, int, trustme.CA]]:
     """The operator process from the chart's managed-webhook render; (env, probe, webhook, CA)."""
-    declare(kmock)
     pod, container = _container(template_text("--set", "webhook.managedByOperator=true"))
     env = _env(pod, container)
     probe, webhook = _free_port(), _free_port()
@@ -82,20 +87,12 @@ async def chart_operator(
     _cert_dir(tmp_path / "webhook", ca, env["SANDBOXER_WEBHOOK_SERVICE"])
     env |= {"SANDBOXER_WEBHOOK_CERT_DIR": str(tmp_path / "webhook")}
     env |= {"SANDBOXER_WEBHOOK_PORT": str(webhook)}
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
-            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "op"}}],
-            "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
-            "users": [{"name": "op", "user": {"token": "operator-token"}}],
-        })
-    )  # fmt: skip
+    user = f"system:serviceaccount:{env['SANDBOXER_NAMESPACE']}:"
+    user += env["SANDBOXER_SERVICE_ACCOUNT"]
+    cluster.add_user(user, ("system:serviceaccounts", "system:authenticated"))
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", user=user)
     process_env = {**os.environ, **env, "KUBECONFIG": str(kubeconfig)}
     process_env.pop("KUBERNETES_SERVICE_HOST", None)
-    async with aiohttp.ClientSession() as session:
-        cls = yaml.safe_load((repo_root / "examples" / "class-h100.yaml").read_text())
-        await Api(str(kmock.url), session).post(f"{ESB}/sandboxclasses", cls)
     log = tmp_path / "operator.log"
     with log.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
@@ -121,7 +118,9 @@ async def _get(session: aiohttp.ClientSession, url: str) -> Any:
         return None  # not listening yet
 
 
-async def test_chart_args_and_env_run_the_operator(chart_operator: Any, kmock: Any) -> None:
+async def test_chart_args_and_env_run_the_operator(
+    chart_operator: Any, cluster: DevCluster
+) -> None:
     env, probe, webhook, ca = chart_operator
     chart_hooks = {
         o["kind"]: o["webhooks"][0]["clientConfig"]["service"]
@@ -130,15 +129,11 @@ async def test_chart_args_and_env_run_the_operator(chart_operator: Any, kmock: A
     }
     async with aiohttp.ClientSession() as session:
         assert await eventually(lambda: _get(session, f"http://127.0.0.1:{probe}/healthz"), 30)
-        api = str(kmock.url).rstrip("/")
-        for kind, plural in (
-            ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
-            ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
-        ):
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
 
-            async def managed(plural: str = plural) -> Any:
-                found = await _get(session, f"{api}{ADMISSION}/{plural}/sandboxer.io")
-                return found[0] if found and found[0].get("webhooks") else None
+            async def managed(kind: str = kind) -> Any:
+                found = cluster.get(ADMISSION, kind, "sandboxer.io")
+                return found if found and found.get("webhooks") else None
 
             config = await eventually(managed, 30)
             [hook] = config["webhooks"]

@@ -1,5 +1,5 @@
 """The agent end to end: simulated NVML, a fake kubelet on a unix socket, a fake /proc, and the
-GPUNodeReport written to kmock's KubernetesEmulator over HTTP. Time is an injected clock."""
+GPUNodeReport written to the embedded API server over HTTPS. Time is an injected clock."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.metering.agent import Agent, AgentConfig
 from sandboxer.metering.cgroups import CgroupResolver
-from sandboxer.metering.kubeconfig import KubeEndpoint
 from sandboxer.metering.podresources.client import PodResourcesClient
 from sandboxer.metering.podresources.fake_kubelet import FakeKubelet
 from sandboxer.metering.podresources.model import pods_from_map
@@ -26,7 +26,7 @@ from sandboxer.metering.probe import (
 )
 from sandboxer.metering.publisher import KubeHTTP, NodePods, NodeReportPublisher
 from sandboxer.metering.simulated import SimulatedNVML, make_gpus
-from tests.integration.kmock_reports import REPORTS, declare
+from tests.integration.metering_api import kube_http, put_pod, report, reports_cluster
 
 ALICE_UID = "aaaaaaaa-0000-4000-8000-000000000001"
 BOB_UID = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -58,14 +58,16 @@ def proc_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def api(kmock: Any) -> AsyncIterator[KubeHTTP]:
-    declare(kmock)
-    for name, uid in (("alice-nb-0", ALICE_UID), ("bob-nb-0", BOB_UID)):
-        kmock.objects["v1/pods", "team", name] = {
-            "apiVersion": "v1", "kind": "Pod", "spec": {"nodeName": "node-a"},
-            "metadata": {"name": name, "namespace": "team", "uid": uid},
-        }  # fmt: skip
-    http = KubeHTTP(KubeEndpoint(str(kmock.url).rstrip("/")))
+async def cluster() -> AsyncIterator[DevCluster]:
+    async with reports_cluster() as cluster:
+        for name, uid in (("alice-nb-0", ALICE_UID), ("bob-nb-0", BOB_UID)):
+            put_pod(cluster, name, uid)
+        yield cluster
+
+
+@pytest.fixture
+async def api(cluster: DevCluster) -> AsyncIterator[KubeHTTP]:
+    http = kube_http(cluster)
     yield http
     await http.close()
 
@@ -132,12 +134,14 @@ async def run_for(agent: Agent, clock: Clock, seconds: int) -> None:
             await agent.report()
 
 
-def stored(kmock: Any) -> dict[str, Any]:
-    return dict(kmock.objects[REPORTS, None, "node-a"]["status"])
+def stored(cluster: DevCluster) -> dict[str, Any]:
+    got = report(cluster, "node-a")
+    assert got is not None, "no GPUNodeReport for node-a"
+    return dict(got["status"])
 
 
 async def test_counters_attributed_to_pods_and_published(
-    make_agent: Any, sim: SimulatedNVML, kmock: Any, clock: Clock
+    make_agent: Any, sim: SimulatedNVML, cluster: DevCluster, clock: Clock
 ) -> None:
     g0, g1, g2 = (g.uuid for g in sim.gpus)
     sim.set_utilization(g0, 50.0)
@@ -146,7 +150,7 @@ async def test_counters_attributed_to_pods_and_published(
     await agent.tick()
     await run_for(agent, clock, 60)
 
-    status = stored(kmock)
+    status = stored(cluster)
     assert status["epoch"] == agent.epoch
     assert status["sequence"] == 2
     pods = {p["name"]: p for p in status["pods"]}
@@ -171,7 +175,7 @@ async def test_counters_attributed_to_pods_and_published(
 
 
 async def test_pod_uid_from_process_cgroups_without_the_api(
-    make_agent: Any, sim: SimulatedNVML, kmock: Any, clock: Clock
+    make_agent: Any, sim: SimulatedNVML, cluster: DevCluster, clock: Clock
 ) -> None:
     g0 = sim.gpus[0].uuid
     sim.set_processes(g0, [ProcessSample(pid=4242, used_memory_bytes=2**30)])
@@ -179,12 +183,12 @@ async def test_pod_uid_from_process_cgroups_without_the_api(
     agent.pods = None  # no RBAC to list pods, say
     await agent.tick()
     await run_for(agent, clock, 30)
-    uids = {p["name"]: p["uid"] for p in stored(kmock)["pods"]}
+    uids = {p["name"]: p["uid"] for p in stored(cluster)["pods"]}
     assert uids == {"alice-nb-0": ALICE_UID, "bob-nb-0": ""}  # bob has no process to ask
 
 
 async def test_lost_gpu_nvml_outage_and_restart(
-    make_agent: Any, sim: SimulatedNVML, kubelet: FakeKubelet, kmock: Any, clock: Clock
+    make_agent: Any, sim: SimulatedNVML, kubelet: FakeKubelet, cluster: DevCluster, clock: Clock
 ) -> None:
     g0, _, g2 = (g.uuid for g in sim.gpus)
     sim.set_utilization(g2, 100.0)
@@ -193,7 +197,7 @@ async def test_lost_gpu_nvml_outage_and_restart(
     await run_for(agent, clock, 30)
     sim.inject_error(NVML_ERROR_GPU_IS_LOST, g2)
     await run_for(agent, clock, 30)
-    status = stored(kmock)
+    status = stored(cluster)
     lost = next(g for g in status["gpus"] if g["uuid"] == g2)
     assert lost["state"] == "Lost"
     healthy = next(c for c in status["conditions"] if c["type"] == "GPUsHealthy")
@@ -204,21 +208,21 @@ async def test_lost_gpu_nvml_outage_and_restart(
     sim.clear_error(g2)
     sim.inject_error(NVML_ERROR_DRIVER_NOT_LOADED)
     await run_for(agent, clock, 30)  # no crash; the report says why
-    nvml = next(c for c in stored(kmock)["conditions"] if c["type"] == "NVMLAvailable")
+    nvml = next(c for c in stored(cluster)["conditions"] if c["type"] == "NVMLAvailable")
     assert (nvml["status"], nvml["reason"]) == ("False", "DriverNotLoaded")
 
     # The pod leaves: it stays in reports for a while (final counters), then is dropped.
     sim.clear_error()
     kubelet.set_pods(pods_from_map({("team", "alice-nb-0"): {"nvidia.com/gpu": [g0]}}))
     await run_for(agent, clock, 30)
-    assert {p["name"] for p in stored(kmock)["pods"]} == {"alice-nb-0", "bob-nb-0"}
+    assert {p["name"] for p in stored(cluster)["pods"]} == {"alice-nb-0", "bob-nb-0"}
     await run_for(agent, clock, 60)
-    assert {p["name"] for p in stored(kmock)["pods"]} == {"alice-nb-0"}
+    assert {p["name"] for p in stored(cluster)["pods"]} == {"alice-nb-0"}
 
     restarted = make_agent()
     await restarted.tick()
     await restarted.report()
-    status = stored(kmock)
+    status = stored(cluster)
     assert status["epoch"] == restarted.epoch != agent.epoch
     assert status["sequence"] == 1
     assert status["pods"][0]["gpus"][0]["allocatedSeconds"] == 0.0
@@ -244,7 +248,7 @@ async def test_metrics_and_healthz(make_agent: Any, sim: SimulatedNVML, clock: C
 
 
 async def test_run_loop_samples_and_reports_on_its_own(
-    make_agent: Any, kmock: Any, unused_tcp_port: int
+    make_agent: Any, cluster: DevCluster, unused_tcp_port: int
 ) -> None:
     agent = make_agent()
     agent.clock = lambda: datetime.now(UTC)
@@ -261,4 +265,4 @@ async def test_run_loop_samples_and_reports_on_its_own(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert stored(kmock)["sequence"] >= 3
+    assert stored(cluster)["sequence"] >= 3

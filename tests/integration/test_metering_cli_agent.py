@@ -6,29 +6,46 @@ import asyncio
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 from sandboxer.metering.podresources.fake_kubelet import FakeKubelet
 from sandboxer.metering.podresources.model import pods_from_map
 from sandboxer.metering.simulated import make_gpus
-from tests.integration.kmock_reports import REPORTS, declare
+from tests.integration.metering_api import report, reports_cluster
+
+AGENT = "system:serviceaccount:sandboxer:agent"
 
 
 async def test_agent_command_publishes_and_serves_metrics(
-    kmock: Any, tmp_path: Path, unused_tcp_port: int, repo_root: Path
+    tmp_path: Path, unused_tcp_port: int, repo_root: Path
 ) -> None:
-    declare(kmock)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
-        "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "agent"}}],
-        "clusters": [{"name": "dev", "cluster": {"server": str(kmock.url)}}],
-        "users": [{"name": "agent", "user": {"token": "agent-token"}}],
-    }))  # fmt: skip
+    async with reports_cluster() as cluster:
+        token = cluster.add_user(AGENT, ("system:serviceaccounts", "system:authenticated"))
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", user=AGENT)
+        status, metrics, healthz, stderr = await _run_agent(
+            lambda: (report(cluster, "cli-node") or {}).get("status", {}),
+            kubeconfig, tmp_path, unused_tcp_port, repo_root,
+        )  # fmt: skip
+        patches = [r for r in cluster.http.log if r.method == "PATCH"]
+    assert healthz == 200
+    assert [p["name"] for p in status["pods"]] == ["nb-0"]
+    assert len(status["gpus"]) == 2
+    assert "sandboxer_gpu_allocated_seconds_total" in metrics
+    assert patches and {r.user for r in patches} == {AGENT}  # the kubeconfig's token
+    assert token.encode() not in stderr  # never logged
+
+
+async def _run_agent(
+    stored: Callable[[], dict[str, Any]],
+    kubeconfig: Path,
+    tmp_path: Path,
+    unused_tcp_port: int,
+    repo_root: Path,
+) -> tuple[dict[str, Any], str, int, bytes]:
     gpu = make_gpus(1, node="cli-node")[0].uuid  # the simulated backend's first GPU
     kubelet = FakeKubelet(pods_from_map({("team", "nb-0"): {"nvidia.com/gpu": [gpu]}}))
     with tempfile.TemporaryDirectory(prefix="cli-") as tmp:
@@ -52,10 +69,7 @@ async def test_agent_command_publishes_and_serves_metrics(
         try:
             async with asyncio.timeout(30):
                 while True:
-                    try:
-                        status = dict(kmock.objects[REPORTS, None, "cli-node"]).get("status", {})
-                    except KeyError:
-                        status = {}
+                    status = stored()
                     if status.get("sequence", 0) >= 2:
                         break
                     assert process.returncode is None, await process.stderr.read()  # type: ignore[union-attr]
@@ -69,10 +83,4 @@ async def test_agent_command_publishes_and_serves_metrics(
                 process.terminate()
             _, stderr = await process.communicate()
             await kubelet.stop()
-    assert healthz == 200
-    assert [p["name"] for p in status["pods"]] == ["nb-0"]
-    assert len(status["gpus"]) == 2
-    assert "sandboxer_gpu_allocated_seconds_total" in metrics
-    requests = [r for r in kmock if r.method.value == "PATCH"]
-    assert requests[0].headers["Authorization"] == "Bearer agent-token"
-    assert b"agent-token" not in stderr  # never logged
+    return status, metrics, healthz, stderr

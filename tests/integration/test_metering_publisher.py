@@ -1,25 +1,29 @@
-"""The publisher and pod lookup against kmock's KubernetesEmulator served over HTTP."""
+"""The publisher and pod lookup against the embedded API server over HTTPS."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from sandboxer.api.nodereport import GPUNodeReportStatus, PodGPUCounters, PodReport
-from sandboxer.metering.kubeconfig import KubeEndpoint
+from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.metering.publisher import KubeAPIError, KubeHTTP, NodePods, NodeReportPublisher
-from tests.integration.kmock_reports import REPORTS, declare
+from tests.integration.metering_api import kube_http, report, reports_cluster, writes
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def api(kmock: Any) -> AsyncIterator[KubeHTTP]:
-    declare(kmock)
-    http = KubeHTTP(KubeEndpoint(str(kmock.url).rstrip("/")))
+async def cluster() -> AsyncIterator[DevCluster]:
+    async with reports_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def api(cluster: DevCluster) -> AsyncIterator[KubeHTTP]:
+    http = kube_http(cluster)
     yield http
     await http.close()
 
@@ -42,26 +46,25 @@ def status(pods: int, sequence: int) -> GPUNodeReportStatus:
     )
 
 
-def writes(kmock: Any) -> list[str]:
-    return [f"{r.method.value} {r.url.path}" for r in kmock if r.method.value in ("POST", "PATCH")]
-
-
-async def test_one_write_per_interval_regardless_of_pod_count(kmock: Any, api: KubeHTTP) -> None:
+async def test_one_write_per_interval_regardless_of_pod_count(
+    cluster: DevCluster, api: KubeHTTP
+) -> None:
     publisher = NodeReportPublisher(api, "node-a")
     await publisher.publish(status(pods=50, sequence=1))
     # First report: the status patch finds nothing, creates the object, patches again.
     path = "/apis/sandboxer.io/v1alpha1/gpunodereports"
-    assert writes(kmock) == [
+    assert writes(cluster.http.log) == [
         f"PATCH {path}/node-a/status",
         f"POST {path}",
         f"PATCH {path}/node-a/status",
     ]
     for sequence in (2, 3, 4):
         await publisher.publish(status(pods=50 if sequence < 4 else 1, sequence=sequence))
-    assert len(writes(kmock)) == 3 + 3
+    assert len(writes(cluster.http.log)) == 3 + 3
     assert publisher.writes == 6
 
-    stored = kmock.objects[REPORTS, None, "node-a"]
+    stored = report(cluster, "node-a")
+    assert stored is not None
     assert stored["metadata"]["name"] == "node-a"
     assert stored["status"]["sequence"] == 4
     # A merge patch replaces lists: pods that left are gone from the report.
@@ -69,14 +72,16 @@ async def test_one_write_per_interval_regardless_of_pod_count(kmock: Any, api: K
     assert stored["status"]["pods"][0]["gpus"][0]["allocatedSeconds"] == 120.0
 
 
-async def test_pod_uids_on_this_node(kmock: Any, api: KubeHTTP) -> None:
-    for name, node, uid in (("nb-0", "node-a", "u-0"), ("nb-1", "node-b", "u-1")):
+async def test_pod_uids_on_this_node(cluster: DevCluster, api: KubeHTTP) -> None:
+    uids = {}
+    for name, node in (("nb-0", "node-a"), ("nb-1", "node-b")):
         body = {"apiVersion": "v1", "kind": "Pod",
                 "spec": {"nodeName": node, "containers": [{"name": "main", "image": "nb"}]},
-                "metadata": {"name": name, "namespace": "team", "uid": uid}}  # fmt: skip
-        await api.request("POST", "/api/v1/namespaces/team/pods", body)
+                "metadata": {"name": name, "namespace": "team"}}  # fmt: skip
+        created = await api.request("POST", "/api/v1/namespaces/team/pods", body)
+        uids[name] = created["metadata"]["uid"]  # assigned by the API server
     directory = NodePods(api, "node-a")
-    assert await directory.uids() == {("team", "nb-0"): "u-0"}
+    assert await directory.uids() == {("team", "nb-0"): uids["nb-0"]}
     assert directory.reads == 1
 
 

@@ -1,28 +1,41 @@
 """A playground node: the real agent loop over simulated NVML and a fake kubelet, reporting to
-kmock over HTTP, with utilization set per pod (as the sandbox annotation does)."""
+the embedded API over HTTPS, with utilization set per pod (as the sandbox annotation does)."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from sandboxer.metering.kubeconfig import KubeEndpoint
 from sandboxer.metering.podresources.model import PodAllocation, pods_from_map
 from sandboxer.metering.publisher import KubeHTTP, NodePods, NodeReportPublisher
 from sandboxer.metering.simnode import SimulatedNode
-from tests.integration.kmock_reports import REPORTS, declare
+from tests.integration.metering_api import kube_http, put_pod, report, reports_cluster
 
 
-async def test_simulated_node_reports_per_pod_utilization(kmock: Any) -> None:
-    declare(kmock)
-    kmock.objects["v1/pods", "team", "alice-nb-0"] = {
-        "apiVersion": "v1", "kind": "Pod", "spec": {"nodeName": "sim-1"},
-        "metadata": {"name": "alice-nb-0", "namespace": "team", "uid": "uid-alice"},
-    }  # fmt: skip
-    http = KubeHTTP(KubeEndpoint(str(kmock.url).rstrip("/")))
+async def test_simulated_node_reports_per_pod_utilization() -> None:
+    async with reports_cluster() as cluster:
+        put_pod(cluster, "alice-nb-0", "uid-alice", node="sim-1")
+        http = kube_http(cluster)
+        status, uuids = await _run_node(http, lambda: report(cluster, "sim-1"))
+    (alice,) = status["pods"]
+    assert alice["uid"] == "uid-alice"
+    gpu = alice["gpus"][0]
+    assert gpu["uuid"] == uuids[0]
+    assert gpu["busySeconds"] == pytest.approx(gpu["allocatedSeconds"] * 0.8, abs=0.01)
+    assert {g["uuid"]: g.get("utilizationPercent") for g in status["gpus"]} == {
+        uuids[0]: 80.0,
+        uuids[1]: 0.0,
+    }
+
+
+async def _run_node(
+    http: KubeHTTP, stored: Callable[[], dict[str, Any] | None]
+) -> tuple[dict[str, Any], list[str]]:
+    """Run sim-1 with alice's pod on its first GPU until a report shows her busy time."""
     allocations: list[PodAllocation] = []
     busy = {("team", "alice-nb-0"): 80.0}
     with tempfile.TemporaryDirectory(prefix="sim-") as tmp:
@@ -44,10 +57,7 @@ async def test_simulated_node_reports_per_pod_utilization(kmock: Any) -> None:
         try:
             async with asyncio.timeout(10):
                 while True:  # until a report shows busy time for alice
-                    try:
-                        obj = dict(kmock.objects[REPORTS, None, "sim-1"])
-                    except KeyError:  # not created yet
-                        obj = {}
+                    obj = stored() or {}
                     pods = obj.get("status", {}).get("pods", [])
                     if pods and pods[0]["gpus"][0].get("busySeconds", 0) > 0:
                         break
@@ -55,13 +65,4 @@ async def test_simulated_node_reports_per_pod_utilization(kmock: Any) -> None:
         finally:
             await node.stop()
             await http.close()
-    status = kmock.objects[REPORTS, None, "sim-1"]["status"]
-    (alice,) = status["pods"]
-    assert alice["uid"] == "uid-alice"
-    gpu = alice["gpus"][0]
-    assert gpu["uuid"] == node.gpu_uuids[0]
-    assert gpu["busySeconds"] == pytest.approx(gpu["allocatedSeconds"] * 0.8, abs=0.01)
-    assert {g["uuid"]: g.get("utilizationPercent") for g in status["gpus"]} == {
-        node.gpu_uuids[0]: 80.0,
-        node.gpu_uuids[1]: 0.0,
-    }
+    return (stored() or {})["status"], list(node.gpu_uuids)

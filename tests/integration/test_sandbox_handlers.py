@@ -220,7 +220,7 @@ async def test_sandboxer_operator_command_provisions(
         sts = await eventually(lambda: api.get(f"{STS}/nb"), within=30)
         assert sts["spec"]["replicas"] == 1
         # The operator process (kopf's watches and our own client) called as its service account.
-        callers = cluster.http.callers
+        callers = {(sent.user, sent.user_agent) for sent in cluster.http.log}
         assert (OPERATOR_USER, "sandboxer-operator") in callers
         operator_agents = [c for c in callers if c[1].startswith(("kopf/", "sandboxer-operator"))]
         assert {user for user, _ in operator_agents} == {OPERATOR_USER}

@@ -30,7 +30,7 @@ from sandboxer.devcluster.auth import User, Users
 from sandboxer.devcluster.nodes import NodeSpec, build_node
 from sandboxer.devcluster.resources import CRD_KEY, ResourceType
 from sandboxer.devcluster.scheduler import NODES, Allocation, AllocationHook, Scheduler
-from sandboxer.devcluster.server import DevEmulator, HttpApi
+from sandboxer.devcluster.server import HttpApi
 from sandboxer.devcluster.statefulsets import StatefulSetController
 from sandboxer.devcluster.store import ResKey
 
@@ -62,7 +62,6 @@ class DevCluster:
         self.node_specs: dict[str, NodeSpec] = {}  # simulated GPU nodes by name
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: aiohttp.web.ServerRunner | None = None
-        self._emulator: DevEmulator | None = None
         self.url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -80,8 +79,7 @@ class DevCluster:
         await self.stop()
 
     async def start(self) -> None:
-        self._emulator = DevEmulator(api=self.http)
-        server = aiohttp.web.Server(self._emulator)
+        server = aiohttp.web.Server(self.http.handle)
         self._runner = aiohttp.web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = aiohttp.web.TCPSite(

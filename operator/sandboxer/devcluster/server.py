@@ -1,8 +1,6 @@
-"""HTTP layer of the embedded API server, served through kmock's KubernetesEmulator.
+"""HTTP layer of the embedded API server: aiohttp's low-level server calls `HttpApi.handle`.
 
-kmock supplies the emulator class and its aiohttp raw-request entry point. Its own object
-store and request matching are not used: they scan every object per request and keep every
-version, which does not scale to thousands of objects. Requests go to `ApiServer` instead.
+Routing, bodies, lists, watches and Table output; the verbs themselves are `ApiServer`'s.
 """
 
 from __future__ import annotations
@@ -10,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
-import attrs
 import yaml
-from kmock import KubernetesEmulator
 
 from sandboxer.devcluster import routes, tables
 from sandboxer.devcluster.apiserver import ApiServer
@@ -30,6 +27,17 @@ from sandboxer.devcluster.selectors import matcher
 from sandboxer.devcluster.store import Event, Watcher
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One request as the server received it, with the authenticated user's name."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    user: str
+    user_agent: str
+
+
 class HttpApi:
     """Translates HTTP requests into ApiServer calls; counts requests for tests and benchmarks."""
 
@@ -38,7 +46,8 @@ class HttpApi:
         self.users = users
         self.bookmark_interval = bookmark_interval
         self.requests: Counter[tuple[str, str]] = Counter()  # (verb, plural) -> count
-        self.callers: Counter[tuple[str, str]] = Counter()  # (user, User-Agent) -> count
+        # The latest requests, for tests that check who sent what (RBAC coverage, identity).
+        self.log: deque[Sent] = deque(maxlen=10_000)
         self._closing = asyncio.Event()
 
     def close_watches(self) -> None:
@@ -47,7 +56,10 @@ class HttpApi:
     async def handle(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         try:
             user = self.users.authenticate(request.headers.get("Authorization"))
-            self.callers[(user.name, request.headers.get("User-Agent", ""))] += 1
+            agent = request.headers.get("User-Agent", "")
+            self.log.append(
+                Sent(request.method, request.path, dict(request.query), user.name, agent)
+            )
             return await self._route(request, user)
         except ApiError as exc:
             return json_response(exc.status(), exc.code)
@@ -413,13 +425,3 @@ class HttpApi:
 
 def _plain(event: Event) -> bytes:
     return event.line()
-
-
-@attrs.define(kw_only=True)
-class DevEmulator(KubernetesEmulator):
-    """kmock's emulator with every request answered by the dev cluster's HttpApi."""
-
-    api: HttpApi
-
-    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        return await self.api.handle(raw_request)
