@@ -30,7 +30,9 @@ from sandboxer.budgets.admission import NoBudgetPolicy
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient, KubeError
 from sandboxer.ledger.store import open_store
-from sandboxer.loop.engine import Engine, EventIntent, LoopSettings, PassResult
+from sandboxer.loop.accounting_loop import AccountingLoop
+from sandboxer.loop.results import EventIntent, PassResult
+from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.snapshot import SandboxView, Snapshot, merged_rate_card, sandbox_view
 from sandboxer.manifests.labels import SANDBOX_LABEL
 from sandboxer.observability.logging import get_logger
@@ -203,7 +205,7 @@ class LoopRunner:
         self.settings = loop_settings(config)
         self.metrics = LoopMetrics()
         self.builder = SnapshotBuilder()
-        self.engine: Engine | None = None
+        self.engine: AccountingLoop | None = None
         self.indexes: Mapping[str, Any] | None = None
         self.passes = 0
         self._task: asyncio.Task[None] | None = None
@@ -213,7 +215,7 @@ class LoopRunner:
     def start(self, indexes: Mapping[str, Any]) -> None:
         assert self.config.ledger_url is not None
         self.indexes = indexes
-        self.engine = Engine(open_store(self.config.ledger_url), self.settings)
+        self.engine = AccountingLoop(open_store(self.config.ledger_url), self.settings)
         self._task = asyncio.create_task(self._run(), name="sandboxer-loop")
 
     async def stop(self) -> None:
