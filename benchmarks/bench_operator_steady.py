@@ -24,10 +24,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
 import sandboxer.controller.runner  # noqa: F401 - load what the operator loads, for RSS
-from sandboxer.controller.loop import SnapshotBuilder
 from sandboxer.ledger.store import DirectoryLedgerStore
 from sandboxer.loop.accounting_loop import AccountingLoop
 from sandboxer.loop.settings import LoopSettings
+from sandboxer.loop.snapshot import SnapshotBuilder
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 INTERVAL = 10.0

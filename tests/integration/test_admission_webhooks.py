@@ -13,8 +13,8 @@ import kmock
 import pytest
 import yaml
 
-from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.controller.config import OperatorConfig
+from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 from tests.integration.emulator import (
     CREATED,
     ESB,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from sandboxer.admission_rules import BudgetRequest
 from sandboxer.api.budget import ComputeBudgetSpec
 from sandboxer.api.nodereport import GPUDevice, GPUNodeReportStatus, PodGPUCounters, PodReport
 from sandboxer.api.ratecard import RateCardSpec
@@ -23,6 +22,7 @@ from sandboxer.loop.accounting_loop import AccountingLoop
 from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.snapshot import SandboxView, Snapshot
 from sandboxer.loop.usage import UsageTotals
+from sandboxer.sandbox_rules import BudgetRequest
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 GPU = "GPU-0000"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from sandboxer.admission_rules import AllowAllBudgets, BudgetGate
 from sandboxer.manifests.networkpolicy import DEFAULT_INGRESS_NAMESPACES
+from sandboxer.sandbox_rules import AllowAllBudgets, BudgetGate
 
 
 def _env_list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -52,7 +52,7 @@ class OperatorConfig:
     # The namespace the operator runs in (downward API; the webhook Service's namespace).
     own_namespace: str | None = field(default_factory=lambda: os.environ.get("SANDBOXER_NAMESPACE"))
     # Metrics (/metrics of the loop's figures) and the ledger; without a ledger_url the
-    # accounting / budget / idle loop (controller/loop.py) does not run.
+    # accounting / budget / idle loop (controller/loop_runner.py) does not run.
     metrics_port: int | None = None
     ledger_url: str | None = None
     export_enabled: bool = True

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.ledger.hourly import HourBook
 from sandboxer.ledger.store import LedgerStore
 from sandboxer.loop.budgets import BudgetChecks
@@ -25,6 +24,7 @@ from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.shared import SharedState
 from sandboxer.loop.snapshot import Snapshot
 from sandboxer.loop.status_writes import StatusWriter
+from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 
 
 class AccountingLoop:

@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.api.types import Condition, ConditionStatus
-from sandboxer.budgets import admission as budget_admission
 from sandboxer.budgets import enforcement
-from sandboxer.budgets.admission import SandboxRequest
+from sandboxer.budgets import gate as budget_gate
+from sandboxer.budgets.gate import SandboxRequest
 from sandboxer.budgets.matching import Account, Budget, Person, accounts_for
 from sandboxer.budgets.periods import Period, period_at
 from sandboxer.budgets.status import (
@@ -36,6 +35,7 @@ from sandboxer.loop.results import (
 from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.shared import SharedState
 from sandboxer.loop.snapshot import SandboxView, Snapshot
+from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 
 
 class BudgetChecks:
@@ -203,7 +203,7 @@ class BudgetChecks:
         person = Person(request.owner, frozenset(request.groups), request.namespace)
         cls = snap.classes.get(request.class_name)
         friction = self.shared.friction
-        checks = budget_admission.checks_for(
+        checks = budget_gate.checks_for(
             figures.budgets,
             person,
             lambda period: figures.usage_in(self.shared.totals, period),
@@ -213,7 +213,7 @@ class BudgetChecks:
             policy=self.settings.no_budget,
             friction=friction,
         )
-        decision = budget_admission.decide(
+        decision = budget_gate.decide(
             SandboxRequest(
                 person=person,
                 name=request.name,

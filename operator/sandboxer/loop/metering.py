@@ -19,7 +19,8 @@ from sandboxer.ledger.rows import UsageRow
 from sandboxer.ledger.store import LedgerStore
 from sandboxer.loop.results import PassResult
 from sandboxer.loop.settings import LoopSettings
-from sandboxer.loop.snapshot import COST_CENTER_LABEL, TEAM_LABEL, Snapshot
+from sandboxer.loop.snapshot import Snapshot
+from sandboxer.manifests.labels import COST_CENTER_LABEL, TEAM_LABEL
 
 
 class Metering:

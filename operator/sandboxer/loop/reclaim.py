@@ -15,7 +15,8 @@ from sandboxer.budgets.matching import BudgetIndex, Person
 from sandboxer.ledger.accounting import SandboxRef
 from sandboxer.loop.results import Conditions, EventIntent, NotifyIntent, PassResult, Suspends
 from sandboxer.loop.settings import LoopSettings
-from sandboxer.loop.snapshot import TEAM_LABEL, SandboxView, Snapshot
+from sandboxer.loop.snapshot import SandboxView, Snapshot
+from sandboxer.manifests.labels import TEAM_LABEL
 from sandboxer.reclaim import idle as idle_signals
 from sandboxer.reclaim.policy import (
     Keep,

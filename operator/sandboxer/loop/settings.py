@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sandboxer.budgets.admission import DEFAULT_MIN_RUNTIME, NoBudgetPolicy
+from sandboxer.budgets.gate import DEFAULT_MIN_RUNTIME, NoBudgetPolicy
 from sandboxer.reclaim.savings import SavingsPolicy
 
 

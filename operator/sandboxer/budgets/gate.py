@@ -72,6 +72,23 @@ class Decision:
     tightest: AccountStatus | None = None  # least runtime left: shown in the sandbox's status
 
 
+def no_budget_policy(text: str) -> NoBudgetPolicy:
+    """`deny` or `allowance:<gpu-hours>` (SANDBOXER_NO_BUDGET)."""
+    if text == "deny":
+        return NoBudgetPolicy("Deny")
+    if text.startswith("allowance:"):
+        try:
+            hours = float(text.split(":", 1)[1])
+        except ValueError:
+            hours = -1.0
+        if hours >= 0:
+            return NoBudgetPolicy("DefaultAllowance", gpu_hours=hours)
+    raise ValueError(
+        f"invalid no-budget policy {text!r}: use 'deny' or 'allowance:<gpu-hours>', "
+        "e.g. allowance:10"
+    )
+
+
 def with_default(
     budgets: Sequence[Budget], person: Person, policy: NoBudgetPolicy, applicable: bool
 ) -> list[Budget]:

@@ -1,4 +1,5 @@
-"""What the admission webhooks decide, as pure functions (the kopf glue is controller/admission.py).
+"""What a sandbox create or update may be, as pure functions: owner, immutable fields, class
+limits, and the protocol of the budget gate (the kopf glue is controller/admission.py).
 
 Every refusal names the field, the limit and what to change (DESIGN.md invariant 1).
 """
