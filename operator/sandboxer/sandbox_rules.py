@@ -208,13 +208,13 @@ class BudgetDecision:
 
 
 class BudgetGate(Protocol):
-    """The budget check at admission (issue 6 plugs the real one in through OperatorConfig)."""
+    """The budget check at admission (the operator sets one in OperatorConfig.budget_gate)."""
 
     async def check(self, request: BudgetRequest) -> BudgetDecision: ...
 
 
 class AllowAllBudgets:
-    """The default gate until budgets exist: every request is inside budget."""
+    """The gate without a ledger (no accounting loop runs): every request is inside budget."""
 
     async def check(self, request: BudgetRequest) -> BudgetDecision:
         return BudgetDecision(allowed=True)

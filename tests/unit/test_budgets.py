@@ -211,9 +211,7 @@ def test_admitted_inside_budget_and_tightest_budget_reported() -> None:
     loose, tight = budget("a"), budget("b", allowance={"gpuHours": 20})
     decision = gate.decide(request(2), [(loose, status_of(loose, 0)), (tight, status_of(tight, 0))])
     assert decision.allowed
-    assert decision.tightest is not None
-    assert decision.tightest.account.budget == "b"
-    assert "can run about 10 hours" in decision.message
+    assert "on budget b; 2×H100 can run about 10 hours" in decision.message  # noqa: RUF001
 
 
 def test_all_budgets_must_allow() -> None:
@@ -225,7 +223,7 @@ def test_all_budgets_must_allow() -> None:
     assert decision.reason == "BudgetExhausted"
     assert "alice has 0 of 10 GPU-hours left in 2026-11 on budget b" in decision.message
     assert "renews on 2026-12-01" in decision.message
-    assert set(decision.accounts) == {Account("a", "User", "alice"), Account("b", "User", "alice")}
+    assert "budget a" not in decision.message
 
 
 def test_concurrency_limit_suggests_what_fits() -> None:
