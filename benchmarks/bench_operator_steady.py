@@ -1,12 +1,12 @@
 """Operator steady state: the cluster-wide loop over N sandboxes (DESIGN.md: 10,000 sandboxes,
 RSS <= 300 MB, <= 5 % of one core).
 
-Feeds the real loop code (`SnapshotBuilder` over kopf-shaped index data, then `Engine.run_pass`
-with a directory ledger) a synthetic cluster: N running one-GPU sandboxes on N/8 nodes whose
-agents report every 30 s, passes every 10 s, for `--minutes` of simulated time. The operator's
-other work (kopf watch streams, handlers) idles in steady state and is not simulated. CPU share
-= CPU seconds per simulated second; the first pass (history load) is reported separately.
-Prints one JSON object as its last line.
+Feeds the real loop code (`SnapshotBuilder` over kopf-shaped index data, then
+`AccountingLoop.run_pass` with a directory ledger) a synthetic cluster: N running one-GPU
+sandboxes on N/8 nodes whose agents report every 30 s, passes every 10 s, for `--minutes` of
+simulated time. The operator's other work (kopf watch streams, handlers) idles in steady state
+and is not simulated. CPU share = CPU seconds per simulated second; the first pass (history
+load) is reported separately. Prints one JSON object as its last line.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
 import sandboxer.controller.runner  # noqa: F401 - load what the operator loads, for RSS
-from sandboxer.controller.loop import SnapshotBuilder
 from sandboxer.ledger.store import DirectoryLedgerStore
-from sandboxer.loop.engine import Engine, LoopSettings
+from sandboxer.loop.accounting_loop import AccountingLoop
+from sandboxer.loop.settings import LoopSettings
+from sandboxer.loop.snapshot import SnapshotBuilder
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 INTERVAL = 10.0
@@ -112,7 +113,7 @@ def main() -> None:
     nodes = (n + 7) // 8
     idx = cluster(n)
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(
+        engine = AccountingLoop(
             DirectoryLedgerStore(tmp),
             LoopSettings(interval=INTERVAL, unknown_pod_grace=timedelta(0)),
         )

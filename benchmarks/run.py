@@ -55,8 +55,8 @@ SCENARIOS: list[Scenario] = [
         "accounting",
         "bench_accounting.py",
         sizes=(625, 2500, 10_000),
-        # As the operator's loop does (loop/engine.py): agent restarts seen in one pass share
-        # that pass's single checkpoint commit instead of one full commit each.
+        # As the operator's loop does (loop/accounting_loop.py): agent restarts seen in one pass
+        # share that pass's single checkpoint commit instead of one full commit each.
         extra_args=("--no-epoch-commits",),
         targets=(
             Target(
@@ -179,9 +179,9 @@ SCENARIOS: list[Scenario] = [
         extra_args=("--minutes", "2"),
         growth_unit="ms loop CPU per sandbox per pass",
         notes="Size = running one-GPU sandboxes (8 per node, one budget per 100); 16x = 10,000. "
-        "The real loop code (SnapshotBuilder over kopf-shaped indexes, Engine with a directory "
-        "ledger) for 2 simulated minutes: passes every 10 s, each agent reporting every 30 s; "
-        "patches are fed back into the indexes as the watch would. RSS is the whole process "
+        "The real loop code (SnapshotBuilder over kopf-shaped indexes, AccountingLoop with a "
+        "directory ledger) for 2 simulated minutes: passes every 10 s, each agent reporting every "
+        "30 s; patches are fed back into the indexes as the watch would. RSS is the whole process "
         "with the operator's modules loaded.",
     ),
 ]

@@ -179,8 +179,8 @@ def operator(
     """Run the operator against the current kubeconfig (or in-cluster config)."""
     import asyncio
 
+    from sandboxer.budgets.gate import no_budget_policy
     from sandboxer.controller.config import OperatorConfig
-    from sandboxer.controller.loop import no_budget_policy
     from sandboxer.controller.runner import run_operator
 
     if namespace and all_namespaces:

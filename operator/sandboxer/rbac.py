@@ -48,8 +48,8 @@ OPERATOR_RULES: list[Rule] = [
     ("gateway.networking.k8s.io", "httproutes", _WRITE),
     # Pod state explains a sandbox's conditions (Pending for lack of GPUs, node, restarts).
     ("", "pods", ("list", "watch")),
-    # The accounting loop (controller/loop.py) indexes the agents' reports, budgets, prices and
-    # namespace labels (team, cost centre), and writes budget status.
+    # The accounting loop (controller/loop_runner.py) indexes the agents' reports, budgets, prices
+    # and namespace labels (team, cost centre), and writes budget status.
     (GROUP, "gpunodereports", ("list", "watch")),
     (GROUP, "computebudgets", ("list", "watch")),
     (GROUP, "computebudgets/status", ("patch",)),

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sandboxer.admission_rules import BudgetDecision, BudgetRequest
 from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.devcluster.operatorthread import OPERATOR_USER
+from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 from tests.integration.conftest import eventually
 from tests.integration.operator_api import NS, operator_config, running_operator, team_cluster
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from sandboxer.cli import app
 from sandboxer.controller.config import OperatorConfig
-from sandboxer.controller.settings import resolve_connection
+from sandboxer.controller.startup import resolve_connection
 
 
 def test_help_lists_the_flags() -> None:

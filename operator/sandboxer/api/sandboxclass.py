@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sandboxer.api.types import DNSLabel, Duration, Model, Quantity, parse_duration
+from sandboxer.api.types import Duration, Model, Quantity, parse_duration
 
 
 class GPUSpec(Model):
@@ -141,6 +141,3 @@ class SandboxClassSpec(Model):
 
 class SandboxClassStatus(Model):
     sandboxes: int | None = Field(default=None, description="Sandboxes using this class.")
-
-
-ClassName = DNSLabel

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandboxer.budgets.admission import human_hours
+from sandboxer.budgets.gate import human_hours
 from sandboxer.budgets.matching import Account, Budget, Person, accounts_for, pays_for
 from sandboxer.budgets.status import GPU_HOURS, AccountStatus, RunningSandbox
 

@@ -122,11 +122,6 @@ def to_slices(sums: SliceSums) -> list[UsageSlice]:
     return [UsageSlice(o, n, c, h, cost, cur) for (o, n, c, cur), (h, cost) in sorted(sums.items())]
 
 
-def slices_from_rows(rows: Iterable[UsageRow], period: Period) -> list[UsageSlice]:
-    """Sum ledger rows (closed and open-hour) of `period` per owner, namespace and class."""
-    return to_slices(add_rows({}, rows, period))
-
-
 def account_statuses(
     budget: Budget,
     period: Period,

@@ -1,6 +1,6 @@
 """Admission webhooks of ExperimentSandbox: stamp the owner, refuse what cannot be allowed.
 
-The decisions are pure (sandboxer.admission_rules); this module turns AdmissionReview data into
+The decisions are pure (sandboxer/sandbox_rules.py); this module turns AdmissionReview data into
 their inputs and their answers into kopf patches and AdmissionErrors.
 """
 
@@ -13,7 +13,12 @@ import kopf
 from pydantic import ValidationError
 
 from sandboxer import API_VERSION
-from sandboxer.admission_rules import (
+from sandboxer.api.sandbox import ExperimentSandboxSpec
+from sandboxer.api.sandboxclass import SandboxClassSpec
+from sandboxer.controller.config import OperatorConfig
+from sandboxer.controller.sandboxes import SANDBOXES, untyped
+from sandboxer.manifests.labels import OWNER_GROUPS_ANNOTATION
+from sandboxer.sandbox_rules import (
     BudgetRequest,
     Operation,
     Requester,
@@ -21,11 +26,6 @@ from sandboxer.admission_rules import (
     owner_to_stamp,
     validate_sandbox,
 )
-from sandboxer.api.sandbox import ExperimentSandboxSpec
-from sandboxer.api.sandboxclass import SandboxClassSpec
-from sandboxer.controller.config import OperatorConfig
-from sandboxer.controller.sandboxes import SANDBOXES, untyped
-from sandboxer.loop.snapshot import OWNER_GROUPS_ANNOTATION
 
 OPERATIONS: list[Operation] = ["CREATE", "UPDATE"]
 # kopf serves each admission handler at /<handler id>; the chart's webhook configurations call

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from sandboxer.admission_rules import AllowAllBudgets, BudgetGate
+from sandboxer.loop.settings import LoopSettings
 from sandboxer.manifests.networkpolicy import DEFAULT_INGRESS_NAMESPACES
+from sandboxer.sandbox_rules import AllowAllBudgets, BudgetGate
+
+_LOOP = LoopSettings()  # the defaults of the loop's knobs
 
 
 def _env_list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -52,7 +55,7 @@ class OperatorConfig:
     # The namespace the operator runs in (downward API; the webhook Service's namespace).
     own_namespace: str | None = field(default_factory=lambda: os.environ.get("SANDBOXER_NAMESPACE"))
     # Metrics (/metrics of the loop's figures) and the ledger; without a ledger_url the
-    # accounting / budget / idle loop (controller/loop.py) does not run.
+    # accounting / budget / idle loop (controller/loop_runner.py) does not run.
     metrics_port: int | None = None
     ledger_url: str | None = None
     export_enabled: bool = True
@@ -76,14 +79,15 @@ class OperatorConfig:
     class_retry_delay: float = 30.0  # seconds before retrying a sandbox whose class is missing
     watch_server_timeout: int = 300  # seconds; the API server ends and kopf restarts watches
     budget_gate: BudgetGate = field(default_factory=AllowAllBudgets)
-    # The loop's cadence and thresholds (docs/configuration.md).
-    loop_interval: float = 10.0  # seconds between passes
-    usage_refresh: float = 300.0  # least seconds between usage-only status writes per sandbox
-    budget_refresh: float = 60.0  # least seconds between budget status writes
-    unknown_pod_grace: float = 120.0  # hold back reports naming pods not yet indexed
-    hour_close_grace: float = 600.0  # an hour closes this long after it ends at the latest
-    checkpoint_interval: float = 60.0  # least seconds between cursor saves (see checkpoint.py)
-    min_runtime: float = 3600.0  # admission refuses when the budget left lasts less (seconds)
+    # The loop's cadence and thresholds in seconds (docs/configuration.md); their defaults live
+    # in loop/settings.py.
+    loop_interval: float = _LOOP.interval  # between passes
+    usage_refresh: float = _LOOP.usage_refresh.total_seconds()  # usage-only status writes
+    budget_refresh: float = _LOOP.budget_refresh.total_seconds()  # budget status writes
+    unknown_pod_grace: float = _LOOP.unknown_pod_grace.total_seconds()  # pods not yet indexed
+    hour_close_grace: float = _LOOP.close_grace.total_seconds()  # an hour closes by then at last
+    checkpoint_interval: float = _LOOP.checkpoint_interval.total_seconds()  # cursor saves
+    min_runtime: float = _LOOP.min_runtime.total_seconds()  # admission: least runtime left
     no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
         default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
     )

@@ -60,7 +60,7 @@ CALLS: frozenset[tuple[str, str, str | None, Verb]] = frozenset(
         (API_VERSION, "SandboxClass", None, "get"),
         # Status re-derived when a child changes (the sandbox's own handler patches via kopf).
         (API_VERSION, "ExperimentSandbox", "status", "patch"),
-        # The accounting loop (controller/loop.py): suspends (spec.suspend) on idle, lifetime
+        # The accounting loop (controller/loop_runner.py): suspends (spec.suspend) on idle, lifetime
         # or exhausted budget, and writes budget status.
         (API_VERSION, "ExperimentSandbox", None, "patch"),
         (API_VERSION, "ComputeBudget", "status", "patch"),

@@ -9,10 +9,10 @@ import threading
 import kopf
 from prometheus_client import CollectorRegistry, start_http_server
 
-from sandboxer.admission_rules import AllowAllBudgets
-from sandboxer.controller import admission, loop, sandboxes, settings
+from sandboxer.controller import admission, loop_runner, sandboxes, startup
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient
+from sandboxer.sandbox_rules import AllowAllBudgets
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -21,10 +21,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     Admission handlers only with a webhook server: kopf refuses handlers it cannot serve.
     """
     registry = kopf.OperatorRegistry()
-    settings.register(registry)
+    startup.register(registry)
     sandboxes.register(registry)
     if config.ledger_url:
-        loop.register(registry)
+        loop_runner.register(registry)
     if config.webhook_port is not None:
         admission.register(registry)
     return registry
@@ -42,16 +42,16 @@ async def run_operator(
     on exit kopf cancels every task started while it ran, the server's request tasks included.
     threading.Event flags work across the two loops.
     """
-    connection = settings.resolve_connection(config)
+    connection = startup.resolve_connection(config)
     kube = KubeClient(connection)
     memo = kopf.Memo(config=config, connection=connection, kube=kube)
     if config.ledger_url:
-        runner = memo["loop"] = loop.LoopRunner(config, kube)
+        runner = memo["loop"] = loop_runner.LoopRunner(config, kube)
         if isinstance(config.budget_gate, AllowAllBudgets):
-            config.budget_gate = loop.LedgerBudgetGate(runner)
+            config.budget_gate = loop_runner.LedgerBudgetGate(runner)
     if config.metrics_port is not None:
-        loop_runner = memo.get("loop")
-        registry = loop_runner.metrics.registry if loop_runner else CollectorRegistry()
+        running: loop_runner.LoopRunner | None = memo.get("loop")
+        registry = running.metrics.registry if running else CollectorRegistry()
         start_http_server(config.metrics_port, registry=registry)
     try:
         await kopf.operator(

@@ -1,11 +1,13 @@
 """What one pass of the loop sees: plain data copied out of the operator's indexes.
 
-Keeping the loop's input a plain value makes the engine testable without kopf or an API server,
-and lets benchmarks feed it synthetic clusters of any size.
+Keeping the loop's input a plain value makes the accounting loop testable without kopf or an API
+server, and lets benchmarks feed it synthetic clusters of any size. `SnapshotBuilder` copies
+kopf's indexes into a `Snapshot`, parsing each object only when it changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,10 +18,7 @@ from sandboxer.api.nodereport import GPUNodeReportStatus
 from sandboxer.api.ratecard import RateCardSpec
 from sandboxer.api.sandbox import ExperimentSandboxSpec, ExperimentSandboxStatus
 from sandboxer.api.sandboxclass import SandboxClassSpec
-
-TEAM_LABEL = "sandboxer.io/team"
-COST_CENTER_LABEL = "sandboxer.io/cost-center"
-OWNER_GROUPS_ANNOTATION = "sandboxer.io/owner-groups"
+from sandboxer.manifests.labels import OWNER_GROUPS_ANNOTATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +97,78 @@ def merged_rate_card(cards: Mapping[str, Mapping[str, Any]]) -> RateCardSpec:
             currency = card.currency
         prices.extend(p for p in card.prices)
     return RateCardSpec(currency=currency, prices=prices)
+
+
+def one_per_key(index: Any) -> dict[Any, Any]:
+    """A kopf index (key -> store of values) as key -> its one value."""
+    return {key: next(iter(values)) for key, values in index.items() if values}
+
+
+class SnapshotBuilder:
+    """Copies the indexes into a Snapshot, parsing each object only when it changed."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, tuple[str, SandboxView | None]] = {}
+        self._reports: dict[str, tuple[str, GPUNodeReportStatus | None]] = {}
+        self._specs: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+        self._card: tuple[dict[Any, Any], RateCardSpec] | None = None
+
+    def _parsed(self, kind: str, name: str, raw: dict[str, Any], model: Any) -> Any:
+        """Parse a class/budget spec once per change, so parsed objects stay identical
+        between passes (the accounting loop caches per-object work on them)."""
+        cached = self._specs.get((kind, name))
+        if cached is None or cached[0] != raw:
+            try:
+                parsed = model.model_validate(raw)
+            except ValueError:
+                parsed = None
+            cached = self._specs[(kind, name)] = (raw, parsed)
+        return cached[1]
+
+    def policies(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
+        """Only classes, budgets and prices: what admission needs beyond the last pass."""
+        snap = Snapshot(now=now)
+        for name, spec in one_per_key(indexes["index_class"]).items():
+            cls = self._parsed("class", name, spec, SandboxClassSpec)
+            if cls is not None:
+                snap.classes[name] = cls
+        for name, spec in one_per_key(indexes["index_budget"]).items():
+            budget = self._parsed("budget", name, spec, ComputeBudgetSpec)
+            if budget is not None:
+                snap.budgets[name] = budget
+        cards = one_per_key(indexes["index_ratecard"])
+        if self._card is None or self._card[0] != cards:
+            with contextlib.suppress(ValueError):
+                self._card = (cards, merged_rate_card(cards))
+        if self._card is not None:
+            snap.rate_card = self._card[1]  # the same object while unchanged (loop caches)
+        return snap
+
+    def build(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
+        snap = self.policies(indexes, now)
+        live: set[str] = set()
+        for key, raw in one_per_key(indexes["index_sandbox"]).items():
+            meta = raw.get("metadata", {})
+            uid, version = meta.get("uid", ""), str(meta.get("resourceVersion", ""))
+            live.add(uid)
+            cached = self._views.get(uid)
+            if cached is None or cached[0] != version or not version:
+                cached = self._views[uid] = (version, sandbox_view(raw))
+            if cached[1] is not None:
+                snap.sandboxes[key] = cached[1]
+        for uid in set(self._views) - live:
+            del self._views[uid]
+        snap.pods = one_per_key(indexes["index_pod_uid"])
+        for node, status in one_per_key(indexes["index_report"]).items():
+            stamp = f"{status.get('epoch')}/{status.get('sequence')}"
+            cached_report = self._reports.get(node)
+            if cached_report is None or cached_report[0] != stamp:
+                try:
+                    parsed: GPUNodeReportStatus | None = GPUNodeReportStatus.model_validate(status)
+                except ValueError:
+                    parsed = None
+                cached_report = self._reports[node] = (stamp, parsed)
+            if cached_report[1] is not None:
+                snap.reports[node] = cached_report[1]
+        snap.namespaces = one_per_key(indexes["index_namespace"])
+        return snap

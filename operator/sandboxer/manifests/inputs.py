@@ -75,8 +75,3 @@ def memory(sandbox: Sandbox, cls: SandboxClassSpec) -> str:
 def storage(sandbox: Sandbox, cls: SandboxClassSpec) -> str:
     st = sandbox.spec.storage
     return st.size if st is not None and st.size is not None else cls.defaults.storage
-
-
-def child_name(sandbox: Sandbox, suffix: str = "") -> str:
-    """Names of children: the sandbox's own name (at most 52 characters) plus a suffix."""
-    return f"{sandbox.name}-{suffix}" if suffix else sandbox.name

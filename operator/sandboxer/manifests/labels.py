@@ -1,4 +1,4 @@
-"""Labels every child carries: app.kubernetes.io/* plus our own sandboxer.io/* keys."""
+"""Labels and annotations: app.kubernetes.io/* plus our own sandboxer.io/* keys."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ OWNER_LABEL = "sandboxer.io/owner"
 CLASS_LABEL = "sandboxer.io/class"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SPEC_HASH_ANNOTATION = "sandboxer.io/spec-hash"
+OWNER_GROUPS_ANNOTATION = "sandboxer.io/owner-groups"  # the creator's groups, stamped at admission
+TEAM_LABEL = "sandboxer.io/team"  # on namespaces: the team their usage is charged to
+COST_CENTER_LABEL = "sandboxer.io/cost-center"  # on namespaces
 APP_NAME = "sandboxer-notebook"
 MANAGED_BY = "sandboxer"
 

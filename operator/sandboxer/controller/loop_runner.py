@@ -1,15 +1,14 @@
 """kopf glue of the one cluster-wide loop: indexes in, patches, Events and notifications out.
 
 One asyncio task started at operator start-up (never a timer per object, see STYLE.md 7): each
-pass copies the indexes into a `Snapshot`, runs the engine in a worker thread (ledger I/O and
-arithmetic stay off the event loop that serves webhooks), then applies what it decided.
+pass copies the indexes into a `Snapshot`, runs the `AccountingLoop` in a worker thread (ledger
+I/O and arithmetic stay off the event loop that serves webhooks), then applies what it decided.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import socket
 import time
 from collections.abc import Mapping
@@ -20,41 +19,22 @@ import aiohttp
 import kopf
 
 from sandboxer import API_VERSION, GROUP, VERSION
-from sandboxer.admission_rules import BudgetDecision, BudgetRequest
-from sandboxer.api.budget import ComputeBudgetSpec
-from sandboxer.api.nodereport import GPUNodeReportStatus
-from sandboxer.api.ratecard import RateCardSpec
-from sandboxer.api.sandboxclass import SandboxClassSpec
-from sandboxer.api.types import rfc3339
-from sandboxer.budgets.admission import NoBudgetPolicy
+from sandboxer.budgets.gate import no_budget_policy
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient, KubeError
 from sandboxer.ledger.store import open_store
-from sandboxer.loop.engine import Engine, EventIntent, LoopSettings, PassResult
-from sandboxer.loop.snapshot import SandboxView, Snapshot, merged_rate_card, sandbox_view
+from sandboxer.loop.accounting_loop import AccountingLoop
+from sandboxer.loop.results import PassResult
+from sandboxer.loop.settings import LoopSettings
+from sandboxer.loop.snapshot import SnapshotBuilder, one_per_key
+from sandboxer.manifests.events import event_object
 from sandboxer.manifests.labels import SANDBOX_LABEL
 from sandboxer.observability.logging import get_logger
 from sandboxer.observability.metrics import LoopMetrics
+from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 
 log = get_logger("sandboxer.loop")
 OURS = {SANDBOX_LABEL: kopf.PRESENT}
-
-
-def no_budget_policy(text: str) -> NoBudgetPolicy:
-    """`deny` or `allowance:<gpu-hours>` (SANDBOXER_NO_BUDGET)."""
-    if text == "deny":
-        return NoBudgetPolicy("Deny")
-    if text.startswith("allowance:"):
-        try:
-            hours = float(text.split(":", 1)[1])
-        except ValueError:
-            hours = -1.0
-        if hours >= 0:
-            return NoBudgetPolicy("DefaultAllowance", gpu_hours=hours)
-    raise ValueError(
-        f"invalid no-budget policy {text!r}: use 'deny' or 'allowance:<gpu-hours>', "
-        "e.g. allowance:10"
-    )
 
 
 def loop_settings(config: OperatorConfig) -> LoopSettings:
@@ -89,80 +69,6 @@ def index_pod_uid(*, uid: str, namespace: str, labels: Mapping[str, str], **_: A
     return {uid: (namespace, labels[SANDBOX_LABEL])}
 
 
-def _one(index: Any) -> dict[Any, Any]:
-    return {key: next(iter(values)) for key, values in index.items() if values}
-
-
-class SnapshotBuilder:
-    """Copies the indexes into a Snapshot, parsing each object only when it changed."""
-
-    def __init__(self) -> None:
-        self._views: dict[str, tuple[str, SandboxView | None]] = {}
-        self._reports: dict[str, tuple[str, GPUNodeReportStatus | None]] = {}
-        self._specs: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
-        self._card: tuple[dict[Any, Any], RateCardSpec] | None = None
-
-    def _parsed(self, kind: str, name: str, raw: dict[str, Any], model: Any) -> Any:
-        """Parse a class/budget spec once per change, so parsed objects stay identical
-        between passes (the engine caches per-object work on them)."""
-        cached = self._specs.get((kind, name))
-        if cached is None or cached[0] != raw:
-            try:
-                parsed = model.model_validate(raw)
-            except ValueError:
-                parsed = None
-            cached = self._specs[(kind, name)] = (raw, parsed)
-        return cached[1]
-
-    def policies(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
-        """Only classes, budgets and prices: what admission needs beyond the last pass."""
-        snap = Snapshot(now=now)
-        for name, spec in _one(indexes["index_class"]).items():
-            cls = self._parsed("class", name, spec, SandboxClassSpec)
-            if cls is not None:
-                snap.classes[name] = cls
-        for name, spec in _one(indexes["index_budget"]).items():
-            budget = self._parsed("budget", name, spec, ComputeBudgetSpec)
-            if budget is not None:
-                snap.budgets[name] = budget
-        cards = _one(indexes["index_ratecard"])
-        if self._card is None or self._card[0] != cards:
-            with contextlib.suppress(ValueError):
-                self._card = (cards, merged_rate_card(cards))
-        if self._card is not None:
-            snap.rate_card = self._card[1]  # the same object while unchanged (engine caches)
-        return snap
-
-    def build(self, indexes: Mapping[str, Any], now: datetime) -> Snapshot:
-        snap = self.policies(indexes, now)
-        live: set[str] = set()
-        for key, raw in _one(indexes["index_sandbox"]).items():
-            meta = raw.get("metadata", {})
-            uid, version = meta.get("uid", ""), str(meta.get("resourceVersion", ""))
-            live.add(uid)
-            cached = self._views.get(uid)
-            if cached is None or cached[0] != version or not version:
-                cached = self._views[uid] = (version, sandbox_view(raw))
-            if cached[1] is not None:
-                snap.sandboxes[key] = cached[1]
-        for uid in set(self._views) - live:
-            del self._views[uid]
-        snap.pods = _one(indexes["index_pod_uid"])
-        for node, status in _one(indexes["index_report"]).items():
-            stamp = f"{status.get('epoch')}/{status.get('sequence')}"
-            cached_report = self._reports.get(node)
-            if cached_report is None or cached_report[0] != stamp:
-                try:
-                    parsed: GPUNodeReportStatus | None = GPUNodeReportStatus.model_validate(status)
-                except ValueError:
-                    parsed = None
-                cached_report = self._reports[node] = (stamp, parsed)
-            if cached_report[1] is not None:
-                snap.reports[node] = cached_report[1]
-        snap.namespaces = _one(indexes["index_namespace"])
-        return snap
-
-
 INDEX_NAMES = (
     "index_sandbox",
     "index_pod_uid",
@@ -175,18 +81,18 @@ INDEX_NAMES = (
 
 
 class LedgerBudgetGate:
-    """The admission budget check, on the loop engine's latest figures."""
+    """The admission budget check, on the accounting loop's latest figures."""
 
     def __init__(self, runner: LoopRunner) -> None:
         self.runner = runner
 
     async def check(self, request: BudgetRequest) -> BudgetDecision:
-        if self.runner.engine is None or self.runner.indexes is None:
+        if self.runner.accounting is None or self.runner.indexes is None:
             return BudgetDecision(True)  # not started yet: the loop enforces once it runs
-        # The running sandboxes and usage come from the engine's last pass; rebuilding every
+        # The running sandboxes and usage come from the last pass; rebuilding every
         # sandbox view per admission request would put O(sandboxes) on the webhook path.
         snap = self.runner.builder.policies(self.runner.indexes, datetime.now(UTC))
-        decision = self.runner.engine.admit(request, snap)
+        decision = self.runner.accounting.admit(request, snap)
         if not decision.allowed and not request.dry_run:
             self.runner.metrics.admission_refusals_total.labels(
                 owner=request.owner, reason=decision.reason or "Refused"
@@ -195,7 +101,7 @@ class LedgerBudgetGate:
 
 
 class LoopRunner:
-    """Owns the engine and the background task; kept in kopf's memo."""
+    """Owns the accounting loop and the background task; kept in kopf's memo."""
 
     def __init__(self, config: OperatorConfig, kube: KubeClient) -> None:
         self.config = config
@@ -203,7 +109,7 @@ class LoopRunner:
         self.settings = loop_settings(config)
         self.metrics = LoopMetrics()
         self.builder = SnapshotBuilder()
-        self.engine: Engine | None = None
+        self.accounting: AccountingLoop | None = None
         self.indexes: Mapping[str, Any] | None = None
         self.passes = 0
         self._task: asyncio.Task[None] | None = None
@@ -213,7 +119,7 @@ class LoopRunner:
     def start(self, indexes: Mapping[str, Any]) -> None:
         assert self.config.ledger_url is not None
         self.indexes = indexes
-        self.engine = Engine(open_store(self.config.ledger_url), self.settings)
+        self.accounting = AccountingLoop(open_store(self.config.ledger_url), self.settings)
         self._task = asyncio.create_task(self._run(), name="sandboxer-loop")
 
     async def stop(self) -> None:
@@ -239,9 +145,9 @@ class LoopRunner:
             await asyncio.sleep(max(0.0, self.settings.interval - elapsed))
 
     async def run_once(self, now: datetime) -> PassResult:
-        assert self.engine is not None and self.indexes is not None
+        assert self.accounting is not None and self.indexes is not None
         snap = self.builder.build(self.indexes, now)
-        result = await asyncio.to_thread(self.engine.run_pass, snap)
+        result = await asyncio.to_thread(self.accounting.run_pass, snap)
         self.passes += 1
         await self._apply(result)
         await self._export(now)
@@ -286,7 +192,7 @@ class LoopRunner:
                 if exc.status != 404:  # deleted meanwhile: nothing to do
                     log.warning("Patch failed", sandbox=write.name, error=exc.message)
         if self.indexes is not None:
-            for name, spec in _one(self.indexes["index_budget"]).items():
+            for name, spec in one_per_key(self.indexes["index_budget"]).items():
                 allowance = (spec.get("allowance") or {}).get("gpuHours")
                 if allowance is not None:
                     m.budget_allowance_gpu_hours.labels(budget=name).set(float(allowance))
@@ -330,7 +236,7 @@ class LoopRunner:
         return f"{(self.config.ledger_url or '').rstrip('/')}/export"
 
     async def _export(self, now: datetime) -> None:
-        if not self.config.export_enabled or self.engine is None:
+        if not self.config.export_enabled or self.accounting is None:
             return
         if self._last_export is not None and (
             (now - self._last_export).total_seconds() < self.config.export_interval
@@ -346,7 +252,7 @@ class LoopRunner:
         for job in due:
             try:
                 res = await asyncio.to_thread(
-                    export_period, job.period, self.engine.store, self.export_sink(),
+                    export_period, job.period, self.accounting.store, self.export_sink(),
                     set(self.config.export_formats), settings, None, job.final,
                 )  # fmt: skip
             except (ExportError, OSError, ValueError) as exc:
@@ -354,39 +260,6 @@ class LoopRunner:
                 continue
             log.info("Exported billing period", period=res.period, rows=res.rows,
                      final=res.closed, manifest=res.manifest_key)  # fmt: skip
-
-
-_EVENT_SEQ = itertools.count()
-EVENT_NAMESPACE_FOR_CLUSTER_OBJECTS = "default"  # where Events about cluster-scoped kinds go
-
-
-def event_object(event: EventIntent, now: datetime, instance: str) -> dict[str, Any]:
-    """A core v1 Event about a sandbox or budget (what `kubectl describe` shows)."""
-    namespace = event.namespace or EVENT_NAMESPACE_FOR_CLUSTER_OBJECTS
-    involved: dict[str, Any] = {"apiVersion": API_VERSION, "kind": event.kind, "name": event.name}
-    if event.namespace:
-        involved["namespace"] = event.namespace
-    if event.uid:
-        involved["uid"] = event.uid
-    stamp = rfc3339(now)
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": f"{event.name}.{now:%Y%m%d%H%M%S}{next(_EVENT_SEQ):06d}",
-            "namespace": namespace,
-        },
-        "involvedObject": involved,
-        "type": event.type,
-        "reason": event.reason,
-        "message": event.message[:1024],
-        "source": {"component": "sandboxer"},
-        "reportingComponent": "sandboxer.io/operator",
-        "reportingInstance": instance,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
 
 
 async def start_loop(*, memo: kopf.Memo, **kwargs: Any) -> None:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from sandboxer.admission_rules import (
+from sandboxer.api.sandbox import ExperimentSandboxSpec
+from sandboxer.sandbox_rules import (
     AllowAllBudgets,
     BudgetRequest,
     Requester,
@@ -14,7 +15,6 @@ from sandboxer.admission_rules import (
     owner_to_stamp,
     validate_sandbox,
 )
-from sandboxer.api.sandbox import ExperimentSandboxSpec
 from tests.sandbox_fixtures import example_class
 
 ALICE = Requester("alice")

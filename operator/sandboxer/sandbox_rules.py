@@ -1,4 +1,5 @@
-"""What the admission webhooks decide, as pure functions (the kopf glue is controller/admission.py).
+"""What a sandbox create or update may be, as pure functions: owner, immutable fields, class
+limits, and the protocol of the budget gate (the kopf glue is controller/admission.py).
 
 Every refusal names the field, the limit and what to change (DESIGN.md invariant 1).
 """
@@ -207,13 +208,13 @@ class BudgetDecision:
 
 
 class BudgetGate(Protocol):
-    """The budget check at admission (issue 6 plugs the real one in through OperatorConfig)."""
+    """The budget check at admission (the operator sets one in OperatorConfig.budget_gate)."""
 
     async def check(self, request: BudgetRequest) -> BudgetDecision: ...
 
 
 class AllowAllBudgets:
-    """The default gate until budgets exist: every request is inside budget."""
+    """The gate without a ledger (no accounting loop runs): every request is inside budget."""
 
     async def check(self, request: BudgetRequest) -> BudgetDecision:
         return BudgetDecision(allowed=True)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sandboxer.admission_rules import BudgetRequest
 from sandboxer.api.budget import ComputeBudgetSpec
 from sandboxer.api.nodereport import GPUDevice, GPUNodeReportStatus, PodGPUCounters, PodReport
 from sandboxer.api.ratecard import RateCardSpec
 from sandboxer.api.sandbox import ExperimentSandboxSpec, ExperimentSandboxStatus
 from sandboxer.api.sandboxclass import SandboxClassSpec
+from sandboxer.budgets.matching import Account
+from sandboxer.budgets.periods import Period
+from sandboxer.budgets.status import Friction, FrictionBook, UsageSlice
+from sandboxer.ledger.rows import UsageRow
 from sandboxer.ledger.store import DirectoryLedgerStore
-from sandboxer.loop.engine import Engine, LoopSettings
+from sandboxer.loop.accounting_loop import AccountingLoop
+from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.snapshot import SandboxView, Snapshot
+from sandboxer.loop.usage import UsageTotals
+from sandboxer.sandbox_rules import BudgetRequest
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 GPU = "GPU-0000"
@@ -47,7 +54,7 @@ class World:
     """One node, one sandbox of alice holding one GPU, reports every 30 s."""
 
     def __init__(self, tmp: Path, allowance: float = 100.0) -> None:
-        self.engine = Engine(
+        self.engine = AccountingLoop(
             DirectoryLedgerStore(tmp),
             LoopSettings(usage_refresh=timedelta(0), budget_refresh=timedelta(0)),
         )
@@ -217,7 +224,7 @@ def test_restarted_engine_neither_loses_nor_double_counts(tmp_path: Path) -> Non
     for _ in range(60):
         world.step(30, util=50)
     # The operator restarts: a new engine on the same ledger, same cumulative reports.
-    world.engine = Engine(world.engine.store, world.engine.settings)
+    world.engine = AccountingLoop(world.engine.store, world.engine.settings)
     for _ in range(80):
         world.step(30, util=50)
     rows = list(world.engine.store.read_rows(T0, T0 + timedelta(hours=3)))
@@ -239,3 +246,39 @@ def test_idle_warning_and_reclaim_reach_the_owners_budget_webhook(tmp_path: Path
     assert any("will be suspended (Idle)" in t for t in titles), titles
     assert any("was suspended (Idle)" in t for t in titles), titles
     assert all(n.url == "https://hooks.example.com/T000/B000" for n in notes)
+
+
+def test_admission_and_the_pass_touch_shared_state_only_under_its_lock(tmp_path: Path) -> None:
+    """Admission (event loop thread) and run_pass (worker thread) both read and change the
+    friction counters and usage totals: every such access must hold SharedState.lock."""
+    world = World(tmp_path, allowance=0.05)
+    shared = world.engine.shared
+    unlocked: list[str] = []
+
+    class GuardedFriction(FrictionBook):
+        def get(self, period: str, account: Account) -> Friction:
+            if not shared.lock.locked():
+                unlocked.append("friction")
+            return super().get(period, account)
+
+    class GuardedTotals(UsageTotals):
+        def add_closed(self, rows: Iterable[UsageRow]) -> None:
+            if not shared.lock.locked():
+                unlocked.append("totals.add_closed")
+            super().add_closed(rows)
+
+        def slices(self, period: Period, open_rows: Iterable[UsageRow]) -> list[UsageSlice]:
+            if not shared.lock.locked():
+                unlocked.append("totals.slices")
+            return super().slices(period, open_rows)
+
+    shared.friction, shared.totals = GuardedFriction(), GuardedTotals()
+    request = BudgetRequest("CREATE", "alice", "team", "nb2", "h100", 1, 1.0, False)
+    assert not world.engine.admit(request, world.snapshot()).allowed  # before the first pass
+    for _ in range(140):  # past an hour: hours close, the allowance runs out, waits count
+        world.step(30, util=90)
+        world.engine.admit(request, world.snapshot())
+    assert world.suspended
+    assert shared.friction.counters  # refusals and the exhaustion were counted
+    assert shared.totals.by_period  # the closed hour was summed
+    assert unlocked == []

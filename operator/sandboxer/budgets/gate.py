@@ -68,8 +68,23 @@ class Decision:
     allowed: bool
     reason: Reason
     message: str
-    accounts: tuple[Account, ...]  # every account consulted (friction counts refusals on them)
-    tightest: AccountStatus | None = None  # least runtime left: shown in the sandbox's status
+
+
+def no_budget_policy(text: str) -> NoBudgetPolicy:
+    """`deny` or `allowance:<gpu-hours>` (SANDBOXER_NO_BUDGET)."""
+    if text == "deny":
+        return NoBudgetPolicy("Deny")
+    if text.startswith("allowance:"):
+        try:
+            hours = float(text.split(":", 1)[1])
+        except ValueError:
+            hours = -1.0
+        if hours >= 0:
+            return NoBudgetPolicy("DefaultAllowance", gpu_hours=hours)
+    raise ValueError(
+        f"invalid no-budget policy {text!r}: use 'deny' or 'allowance:<gpu-hours>', "
+        "e.g. allowance:10"
+    )
 
 
 def with_default(
@@ -124,7 +139,6 @@ def decide(
     min_runtime: timedelta = DEFAULT_MIN_RUNTIME,
 ) -> Decision:
     """`checks`: every applicable (budget, account status), default budget included."""
-    accounts = tuple(st.account for _, st in checks)
     if not checks:
         who = request.person
         groups = ", ".join(sorted(who.groups)) or "none"
@@ -133,7 +147,6 @@ def decide(
             "NoBudget",
             f"no ComputeBudget covers {who.user} (groups: {groups}) in namespace "
             f"{who.namespace}; ask the platform team to add you to a budget",
-            accounts,
         )
     refusals: list[tuple[Reason, str]] = []
     for budget, status in checks:
@@ -142,11 +155,11 @@ def decide(
             refusals.append(refusal)
     tightest = min((st for _, st in checks), key=lambda st: _runtime_hours(request, st))
     if not refusals:
-        return Decision(True, "Admitted", _admitted(request, tightest), accounts, tightest)
+        return Decision(True, "Admitted", _admitted(request, tightest))
     reason, first = refusals[0]
     extra = [msg for _, msg in refusals[1:]]
     message = first + "".join(f". Also: {m}" for m in extra)
-    return Decision(False, reason, message, accounts, tightest)
+    return Decision(False, reason, message)
 
 
 def _check(

@@ -1,0 +1,233 @@
+"""Budgets in the loop: account statuses, warnings, exhaustion, and the admission gate.
+
+Owns what was announced per account and what was last written to each budget's status. The
+friction counters and usage totals it reads belong to `SharedState`; callers hold its lock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from sandboxer.api.types import Condition, ConditionStatus
+from sandboxer.budgets import enforcement
+from sandboxer.budgets import gate as budget_gate
+from sandboxer.budgets.gate import SandboxRequest
+from sandboxer.budgets.matching import Account, Budget, Person, accounts_for
+from sandboxer.budgets.periods import Period, period_at
+from sandboxer.budgets.status import (
+    AccountStatus,
+    RunningSandbox,
+    account_statuses,
+    budget_status,
+)
+from sandboxer.loop.figures import PassFigures, hourly_cost
+from sandboxer.loop.results import (
+    BudgetWrite,
+    Conditions,
+    EventIntent,
+    NotifyIntent,
+    PassResult,
+    Suspends,
+)
+from sandboxer.loop.settings import LoopSettings
+from sandboxer.loop.shared import SharedState
+from sandboxer.loop.snapshot import SandboxView, Snapshot
+from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
+
+
+class BudgetChecks:
+    def __init__(self, settings: LoopSettings, shared: SharedState) -> None:
+        self.settings = settings
+        self.shared = shared
+        self.announced: dict[tuple[str, Account], enforcement.Announced] = {}
+        self._written: dict[str, tuple[dict[str, Any], datetime, list[str], str, Any]] = {}
+
+    def run(
+        self,
+        snap: Snapshot,
+        figures: PassFigures,
+        result: PassResult,
+        suspends: Suspends,
+        conditions: Conditions,
+        waited: float,
+    ) -> dict[str, AccountStatus]:
+        """Statuses, warnings and exhaustion actions; returns each running sandbox's tightest
+        account (by sandbox uid) for its status.budget."""
+        by_uid = {sb.uid: sb for sb in snap.sandboxes.values()}
+        # Each budget only sees its own members: work grows with sandboxes, not x budgets.
+        members: dict[str, list[RunningSandbox]] = defaultdict(list)
+        for rs in figures.running:
+            for budget in figures.index.budgets_for(figures.person(rs.owner, rs.namespace)):
+                members[budget.name].append(rs)
+        self._count_waiting(snap, figures, waited, result)
+        tightest: dict[str, AccountStatus] = {}
+        for budget in figures.budgets:
+            period = period_at(budget.spec.period, snap.now)
+            running = members.get(budget.name, [])
+            statuses = account_statuses(
+                budget,
+                period,
+                figures.budget_slices(self.shared.totals, budget, period),
+                running,
+                figures.groups_of,
+                snap.now,
+                self.shared.friction,
+            )
+            charged: dict[Account, list[RunningSandbox]] = defaultdict(list)
+            for rs in running:
+                for account in accounts_for(budget, figures.person(rs.owner, rs.namespace)):
+                    charged[account].append(rs)
+            exhausted: list[Account] = []
+            for account, st in statuses.items():
+                actions, self.announced[(budget.name, account)] = enforcement.check(
+                    budget, st, self.announced.get((budget.name, account))
+                )
+                for action in actions:
+                    self._announce(budget, action, charged[account], by_uid, result, conditions)
+                if st.exhausted:
+                    exhausted.append(account)
+                for rs in charged[account]:
+                    best = tightest.get(rs.uid)
+                    if best is None or st.remaining < best.remaining:
+                        tightest[rs.uid] = st
+            if exhausted:
+                for rs, account in enforcement.to_suspend(
+                    [budget], exhausted, running, figures.groups_of
+                ):
+                    message = (
+                        f"Suspended: {account.describe()} is exhausted for {period.name}; the "
+                        "workspace is kept. Resume after a top-up or in the next period."
+                    )
+                    suspends.setdefault(rs.uid, ("BudgetExhausted", message))
+            self._budget_write(budget, statuses, period, snap.now, result)
+        return tightest
+
+    def _announce(
+        self,
+        budget: Budget,
+        action: enforcement.Action,
+        charged: list[RunningSandbox],
+        by_uid: Mapping[str, SandboxView],
+        result: PassResult,
+        conditions: Conditions,
+    ) -> None:
+        from sandboxer.budgets import notify  # local: only needed when something happens
+
+        if isinstance(action, enforcement.Warn):
+            cond: tuple[ConditionStatus, str, str] = ("False", "BudgetWarning", action.message)
+            kind: Literal["Normal", "Warning"] = "Warning"
+            reason = "BudgetWarning"
+        elif isinstance(action, enforcement.Exhausted):
+            cond = ("True", "BudgetExhausted", action.message)
+            kind, reason = "Warning", "BudgetExhausted"
+            result.exhausted.append(action.status.account)
+            self.shared.friction.exhausted(action.status.period.name, action.status.account)
+        else:
+            cond = ("False", "BudgetAvailable", action.message)
+            kind, reason = "Normal", "BudgetAvailable"
+        result.events.append(
+            EventIntent("ComputeBudget", None, budget.name, "", kind, reason, action.message)
+        )
+        for sb in charged:
+            conditions[sb.uid].append(("BudgetExceeded", *cond))
+            view = by_uid.get(sb.uid)
+            if view is not None:
+                result.events.append(EventIntent.about(view, kind, reason, action.message))
+        if budget.spec.notify and budget.spec.notify.webhook_url:
+            result.notifications.append(
+                NotifyIntent(budget.spec.notify.webhook_url, notify.budget_payload(action))
+            )
+
+    def _count_waiting(
+        self, snap: Snapshot, figures: PassFigures, waited: float, result: PassResult
+    ) -> None:
+        """Friction: time sandboxes spent waiting for GPUs, on every account they charge."""
+        if waited <= 0:
+            return
+        for sb in snap.sandboxes.values():
+            if not sb.running or sb.condition("Scheduled") != ("False", "InsufficientGPU"):
+                continue
+            person = figures.person(sb.owner, sb.namespace)
+            result.gpu_wait_seconds[sb.owner] = result.gpu_wait_seconds.get(sb.owner, 0.0) + waited
+            for budget in figures.index.budgets_for(person):
+                period = period_at(budget.spec.period, snap.now)
+                self.shared.friction.waited(period.name, accounts_for(budget, person), waited)
+
+    def _budget_write(
+        self,
+        budget: Budget,
+        statuses: Mapping[Account, AccountStatus],
+        period: Period,
+        now: datetime,
+        result: PassResult,
+    ) -> None:
+        """Budget status: at once when an account runs out or recovers, or starts or stops
+        GPUs, else at most once per budget_refresh (usage moves every pass; writes should not)."""
+        exhausted = sorted(a.describe() for a, st in statuses.items() if st.exhausted)
+        running = sorted((a.describe(), st.running_gpus) for a, st in statuses.items())
+        last = self._written.get(budget.name)
+        flips = last is None or last[2] != exhausted or last[3] != period.name
+        moved = flips or last is None or last[4] != running
+        if not moved and last is not None and now - last[1] < self.settings.budget_refresh:
+            return
+        doc = budget_status(budget, statuses, period).dump()
+        since = now if flips or last is None else last[0]["conditions"][0]["lastTransitionTime"]
+        doc["conditions"] = [
+            Condition(
+                type="Exhausted",
+                status="True" if exhausted else "False",
+                reason="AllowanceUsed" if exhausted else "WithinAllowance",
+                message="; ".join(exhausted),
+                last_transition_time=since,
+            ).dump()
+        ]
+        if last is not None and last[0] == doc:
+            return
+        self._written[budget.name] = (doc, now, exhausted, period.name, running)
+        result.budget_writes.append(BudgetWrite(budget.name, doc))
+
+    def admit(self, request: BudgetRequest, snap: Snapshot, last: PassFigures) -> BudgetDecision:
+        """The budget gate on the last pass's running sandboxes and usage, and the budgets,
+        classes and prices of `snap`."""
+        figures = PassFigures(
+            snap.now,
+            [Budget(n, s) for n, s in sorted(snap.budgets.items())],
+            [r for r in last.running if (r.namespace, r.name) != (request.namespace, request.name)],
+            {**last.groups_of, request.owner: frozenset(request.groups)},
+            last.open_rows,
+            {},
+        )
+        person = Person(request.owner, frozenset(request.groups), request.namespace)
+        cls = snap.classes.get(request.class_name)
+        friction = self.shared.friction
+        checks = budget_gate.checks_for(
+            figures.budgets,
+            person,
+            lambda period: figures.usage_in(self.shared.totals, period),
+            figures.running,
+            figures.groups_of,
+            snap.now,
+            policy=self.settings.no_budget,
+            friction=friction,
+        )
+        decision = budget_gate.decide(
+            SandboxRequest(
+                person=person,
+                name=request.name,
+                sandbox_class=request.class_name,
+                gpu_model=cls.gpu.model if cls else request.class_name,
+                mig_profile=cls.gpu.mig_profile if cls else None,
+                gpus=request.gpus,
+                billing_weight=request.billing_weight,
+                hourly_cost=hourly_cost(snap, cls, request.gpus) if cls else 0.0,
+            ),
+            checks,
+            min_runtime=self.settings.min_runtime,
+        )
+        if not decision.allowed and not request.dry_run:
+            for budget, st in checks:
+                friction.refused(period_at(budget.spec.period, snap.now).name, [st.account])
+        return BudgetDecision(decision.allowed, decision.message, decision.reason)

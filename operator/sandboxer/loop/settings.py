@@ -1,0 +1,28 @@
+"""The loop's cadence and thresholds: the one place their defaults live.
+
+`controller/config.py` (flags and environment) and the chart's values read these defaults, so a
+changed default changes everywhere at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sandboxer.budgets.gate import DEFAULT_MIN_RUNTIME, NoBudgetPolicy
+from sandboxer.reclaim.savings import SavingsPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    interval: float = 10.0  # seconds between passes
+    usage_refresh: timedelta = timedelta(minutes=5)  # least time between usage-only writes
+    budget_refresh: timedelta = timedelta(minutes=1)  # least time between budget status writes
+    unknown_pod_grace: timedelta = timedelta(minutes=2)  # wait for the pod index to catch up
+    close_grace: timedelta = timedelta(minutes=10)  # hours close this long after their end
+    # Cursors are saved with every closed hour and agent restart, else at most this often:
+    # reports are cumulative, so a restart re-folds from the last save without loss.
+    checkpoint_interval: timedelta = timedelta(minutes=1)
+    no_budget: NoBudgetPolicy | None = field(default_factory=NoBudgetPolicy)
+    min_runtime: timedelta = DEFAULT_MIN_RUNTIME  # admission: refuse if less would be left
+    savings: SavingsPolicy = field(default_factory=SavingsPolicy)
