@@ -119,6 +119,8 @@ class Playground:
         await self.stop()
 
     async def start(self) -> None:
+        # A previous run's file names a server that is gone: it must not pass for this one's.
+        self.kubeconfig_path.unlink(missing_ok=True)
         cluster = self.cluster
         await cluster.start()
         cluster.load_crds()
