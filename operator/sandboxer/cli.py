@@ -116,7 +116,12 @@ def operator(
         ),
     ] = None,
     dev: Annotated[
-        bool, typer.Option("--dev", help="Plain-HTTP webhooks for the embedded API server.")
+        bool,
+        typer.Option(
+            "--dev",
+            help="Plain-HTTP webhooks for the embedded API server; with the kubeconfig of "
+            "`sandboxer dev --external-operator`, join that playground (its settings are in it).",
+        ),
     ] = False,
     peering: Annotated[
         str | None,
@@ -151,11 +156,11 @@ def operator(
         str, typer.Option(envvar="SANDBOXER_EXPORT_FORMATS", help="Comma-separated: parquet,csv.")
     ] = "parquet,csv",
     loop_interval: Annotated[
-        float,
+        float | None,
         typer.Option(
             envvar="SANDBOXER_LOOP_INTERVAL", parser=_seconds, help="Accounting loop pass (10s)."
         ),
-    ] = 10.0,
+    ] = None,
     no_budget: Annotated[
         str,
         typer.Option(
@@ -182,6 +187,7 @@ def operator(
     from sandboxer.budgets.gate import no_budget_policy
     from sandboxer.controller.config import OperatorConfig
     from sandboxer.controller.runner import run_operator
+    from sandboxer.loop.settings import LoopSettings
 
     if namespace and all_namespaces:
         raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
@@ -219,10 +225,20 @@ def operator(
         export_sink=export_sink,
         export_interval=export_interval,
         export_formats=formats,
-        loop_interval=loop_interval,
+        loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
         no_budget=no_budget,
         min_runtime=min_runtime,
     )
+    if dev:
+        from sandboxer.devcluster.devsettings import join_playground
+
+        try:
+            joined = join_playground(config, webhook_port, ledger, loop_interval)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="KUBECONFIG") from exc
+        if joined is not None:
+            config, where = joined
+            typer.echo(where, err=True)
     try:
         no_budget_policy(no_budget)
     except ValueError as exc:
@@ -310,6 +326,14 @@ def dev(
         float, typer.Option(min=0.1, help="Seconds between the agents' GPUNodeReports.")
     ] = 5.0,
     ledger: Annotated[Path, typer.Option(help="Ledger directory.")] = Path(".sandboxer/ledger"),
+    external_operator: Annotated[
+        bool,
+        typer.Option(
+            "--external-operator",
+            help="Serve without the operator: run `KUBECONFIG=<kubeconfig> sandboxer operator "
+            "--dev` yourself (sandboxes are refused until it runs).",
+        ),
+    ] = False,
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
     import asyncio
@@ -329,6 +353,7 @@ def dev(
                 sample_interval=sample_interval,
                 report_interval=report_interval,
                 ledger_dir=ledger,
+                external_operator=external_operator,
                 echo=echo,
             )
         )

@@ -34,7 +34,7 @@ async def test_sandboxer_dev_serves_nodes_and_prints_usage(tmp_path: Path) -> No
             assert line, "sandboxer dev exited early"
             lines.append(line.decode())
         text = "".join(lines)
-        assert f"--kubeconfig {config} --user alice apply -f examples/sandbox.yaml" in text
+        assert f"--kubeconfig {config} --context alice apply -f examples/sandbox.yaml" in text
         assert config.stat().st_mode & 0o077 == 0  # tokens inside: owner-only
 
         get = await asyncio.create_subprocess_exec(

@@ -100,7 +100,7 @@ async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_reset
     # `sandboxer resume` (the same merge patch as kubectl's) as alice.
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sandboxer.cli", "resume", "idle",
-        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice",
+        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice", "-n", "default",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     said = (await proc.communicate())[0].decode()

@@ -1,4 +1,8 @@
-"""Bearer-token authentication for the dev users. No authorization (RBAC) is evaluated."""
+"""Bearer-token authentication for the dev users. No authorization (RBAC) is evaluated yet.
+
+Each user has a home namespace: their kubeconfig context defaults to it. Teams are groups, and
+each team has a namespace of the same name that the dev cluster creates at start.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ class User:
     name: str
     groups: tuple[str, ...]
     uid: str = ""
+    namespace: str = "default"  # the kubeconfig context's namespace
 
     def user_info(self) -> dict[str, object]:
         """As `userInfo` in an AdmissionReview."""
@@ -22,11 +27,20 @@ class User:
 # Controllers inside the dev cluster (scheduler, StatefulSet controller, GC) act as this user.
 SYSTEM = User("system:kube-controller-manager", ("system:authenticated",))
 
+# The teams of the playground: a group each, and a namespace of the same name.
+TEAMS: tuple[str, ...] = ("team-ml", "team-vision")
+
 DEFAULT_USERS: tuple[User, ...] = (
-    User("admin", ("system:masters", "system:authenticated")),
-    User("alice", ("team-ml", "system:authenticated")),
-    User("bob", ("team-vision", "system:authenticated")),
+    User("admin", ("system:masters", "system:authenticated")),  # cluster-admin
+    User("alice", ("team-ml", "system:authenticated"), namespace="team-ml"),
+    User("carol", ("team-ml", "system:authenticated"), namespace="team-ml"),
+    User("bob", ("team-vision", "system:authenticated"), namespace="team-vision"),
 )
+
+# The operator's service account, as the chart installs it; the playground's operator (in-process
+# or its own process) authenticates as it.
+OPERATOR_USER = "system:serviceaccount:sandboxer:operator"
+OPERATOR_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:sandboxer")
 
 
 @dataclass
@@ -56,6 +70,9 @@ class Users:
 
     def names(self) -> list[str]:
         return [u.name for u in self.by_token.values()]
+
+    def get(self, name: str) -> User:
+        return next(u for u in self.by_token.values() if u.name == name)
 
     def authenticate(self, header: str | None) -> User:
         if header and header.lower().startswith("bearer "):

@@ -26,13 +26,15 @@ import yaml
 from sandboxer import tlscerts
 from sandboxer.devcluster import kubeconfig
 from sandboxer.devcluster.apiserver import ApiServer
-from sandboxer.devcluster.auth import User, Users
+from sandboxer.devcluster.auth import TEAMS, User, Users
+from sandboxer.devcluster.collector import NAMESPACES
 from sandboxer.devcluster.nodes import NodeSpec, build_node
 from sandboxer.devcluster.resources import CRD_KEY, ResourceType
 from sandboxer.devcluster.scheduler import NODES, Allocation, AllocationHook, Scheduler
 from sandboxer.devcluster.server import HttpApi
 from sandboxer.devcluster.statefulsets import StatefulSetController
 from sandboxer.devcluster.store import ResKey
+from sandboxer.manifests.labels import TEAM_LABEL
 
 Companion = Callable[["DevCluster"], Coroutine[Any, Any, None]]
 
@@ -54,6 +56,12 @@ class DevCluster:
         self.host, self._port = host, port
         self.apiserver = ApiServer(clock=clock)
         self.users = Users.defaults()
+        for team in TEAMS:  # the users' home namespaces, labelled as the loop reads teams
+            self.apiserver.put_system(
+                NAMESPACES,
+                {"metadata": {"name": team, "labels": {TEAM_LABEL: team}},
+                 "status": {"phase": "Active"}},
+            )  # fmt: skip
         self.tls = tlscerts.issue((host, "localhost"))
         self.http = HttpApi(self.apiserver, self.users, bookmark_interval=bookmark_interval)
         self.scheduler = Scheduler(self.apiserver, container_start=container_start)
@@ -178,15 +186,22 @@ class DevCluster:
     def token(self, user: str = "admin") -> str:
         return self.users.token(user)
 
-    def kubeconfig(self, user: str = "admin") -> dict[str, Any]:
-        return kubeconfig.build(self.url, self.users, self.tls.ca_pem, current=user)
+    def kubeconfig(
+        self, user: str = "admin", extensions: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        return kubeconfig.build(self.url, self.users, self.tls.ca_pem, user, extensions)
 
-    def write_kubeconfig(self, path: Path, user: str = "admin") -> Path:
+    def write_kubeconfig(
+        self,
+        path: Path,
+        user: str = "admin",
+        extensions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Path:
         if not self.url:
             raise RuntimeError(
                 "start the cluster before writing its kubeconfig: the URL is not known yet"
             )
-        return kubeconfig.write(path, self.kubeconfig(user))
+        return kubeconfig.write(path, self.kubeconfig(user, extensions))
 
     # -- in-process access -------------------------------------------------------------------
 
@@ -216,7 +231,7 @@ class DevCluster:
         rt = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace", "default") if rt.namespaced else ""
-        who = next(u for u in self.users.by_token.values() if u.name == user)
+        who = self.users.get(user)
         if self.apiserver.store.get(rt.key, ns, meta.get("name", "")) is None:
             return await self.apiserver.create(rt, ns, obj, user=who)
         return await self.apiserver.patch(

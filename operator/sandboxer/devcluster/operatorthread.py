@@ -12,10 +12,10 @@ import threading
 
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.runner import run_operator
+from sandboxer.devcluster.auth import OPERATOR_GROUPS, OPERATOR_USER
 from sandboxer.devcluster.cluster import DevCluster
 
-OPERATOR_USER = "system:serviceaccount:sandboxer:operator"
-OPERATOR_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:sandboxer")
+__all__ = ["OPERATOR_GROUPS", "OPERATOR_USER", "OperatorThread", "playground_config"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,7 +34,7 @@ def playground_config(
     """Production settings, except: the cluster's URL and CA, and plain-HTTP webhooks on
     loopback that kopf registers itself (managed webhook configurations). Without a ledger
     the accounting/budget/idle loop does not run and every budget check passes."""
-    token = cluster.add_user(OPERATOR_USER, (*OPERATOR_GROUPS, "system:authenticated"))
+    token = operator_token(cluster)
     return OperatorConfig(
         server=cluster.url,
         token=token,
@@ -48,6 +48,13 @@ def playground_config(
         ledger_url=ledger_url,
         loop_interval=loop_interval,
     )
+
+
+def operator_token(cluster: DevCluster) -> str:
+    """The operator service account's token (added to the cluster's users the first time)."""
+    if OPERATOR_USER not in cluster.users.names():
+        return cluster.add_user(OPERATOR_USER, (*OPERATOR_GROUPS, "system:authenticated"))
+    return cluster.token(OPERATOR_USER)
 
 
 class OperatorThread:

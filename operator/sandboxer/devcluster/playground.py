@@ -1,9 +1,13 @@
 """The playground: the dev cluster, the real operator and one real agent per simulated GPU node.
 
     async with Playground(nodes=2, gpus_per_node=8) as pg:
-        ...  # kubectl --kubeconfig {pg.kubeconfig_path} --user alice apply -f examples/sandbox.yaml
+        ...  # kubectl --kubeconfig {pg.kubeconfig_path} --context alice apply -f sandbox.yaml
 
 `sandboxer dev` serves one until interrupted; the demo, tests and benchmarks drive it directly.
+The kubeconfig is written last, once the API, the nodes, the agents and admission are in place:
+whoever waits for the file finds a playground that stamps owners and checks budgets. With
+`external_operator` the operator is not started; the chart's webhook configurations point where
+an operator of its own process (`sandboxer operator --dev`) will serve, and refuse until it does.
 """
 
 from __future__ import annotations
@@ -20,9 +24,17 @@ from typing import Any, Self
 
 import yaml
 
+from sandboxer.devcluster import chartwebhooks
 from sandboxer.devcluster.cluster import Companion, DevCluster
+from sandboxer.devcluster.devsettings import EXTENSION, DevSettings
+from sandboxer.devcluster.kubeconfig import OPERATOR_ENTRY
 from sandboxer.devcluster.nodeagents import NodeAgents
-from sandboxer.devcluster.operatorthread import OperatorThread, playground_config
+from sandboxer.devcluster.operatorthread import (
+    OperatorThread,
+    free_port,
+    operator_token,
+    playground_config,
+)
 from sandboxer.devcluster.store import ResKey
 
 # Repository checkout (editable install): examples/ sits beside operator/.
@@ -58,6 +70,7 @@ class Playground:
         kubeconfig: Path | None = None,
         examples: Path | None = None,
         operator: bool = True,
+        external_operator: bool = False,
         agents: bool = True,
         container_start: float = 0.5,
         operator_overrides: Mapping[str, Any] | None = None,
@@ -82,7 +95,9 @@ class Playground:
             if agents
             else None
         )
-        self._with_operator = operator
+        self._with_operator = operator and not external_operator
+        self.external_operator = external_operator
+        self.dev_settings: DevSettings | None = None  # what an external operator reads
         # OperatorConfig fields to set (e.g. the demo's short loop and refresh intervals).
         self.operator_overrides = dict(operator_overrides or {})
         self.operator: OperatorThread | None = None
@@ -104,6 +119,8 @@ class Playground:
         await self.stop()
 
     async def start(self) -> None:
+        # A previous run's file names a server that is gone: it must not pass for this one's.
+        self.kubeconfig_path.unlink(missing_ok=True)
         cluster = self.cluster
         await cluster.start()
         cluster.load_crds()
@@ -114,16 +131,38 @@ class Playground:
                 await cluster.apply(obj, user="admin")
         if self.ledger_dir is not None:
             self.ledger_dir.mkdir(parents=True, exist_ok=True)
-        cluster.write_kubeconfig(self.kubeconfig_path)
+        ledger = str(self.ledger_dir.resolve()) if self.ledger_dir is not None else None
         if self.agents is not None:
             await self.agents.start()
-        if self._with_operator:
-            ledger = str(self.ledger_dir.resolve()) if self.ledger_dir is not None else None
+        extensions: dict[str, dict[str, Any]] = {}
+        if self.external_operator:
+            self.dev_settings = self._install_chart_webhooks(ledger)
+            extensions[EXTENSION] = self.dev_settings.extension()
+        elif self._with_operator:
             config = playground_config(cluster, ledger_url=ledger, loop_interval=self.loop_interval)
             config = dataclasses.replace(config, **self.operator_overrides)
             self.operator = OperatorThread(config)
             await self.operator.start()
             await self._webhooks_registered()
+        # Last: the file's appearance is the signal that everything above is in place.
+        cluster.write_kubeconfig(self.kubeconfig_path, extensions=extensions)
+
+    def _install_chart_webhooks(self, ledger: str | None) -> DevSettings:
+        """The chart's webhook configurations (failurePolicy Fail) aimed at the port the external
+        operator will serve on; the operator's account and that port go into the kubeconfig."""
+        operator_token(self.cluster)
+        port = free_port()
+        for key, obj in chartwebhooks.configurations("127.0.0.1", port):
+            self.cluster.apiserver.put_system(key, obj)
+        hint = chartwebhooks.not_running_hint(str(self.kubeconfig_path))
+        for name in (chartwebhooks.MUTATE_WEBHOOK, chartwebhooks.VALIDATE_WEBHOOK):
+            self.cluster.apiserver.webhooks.unreachable_hints[name] = hint
+        return DevSettings(
+            webhook_port=port,
+            ledger_url=ledger,
+            loop_interval=self.loop_interval,
+            operator_context=OPERATOR_ENTRY,
+        )
 
     async def _webhooks_registered(self) -> None:
         """kopf creates its webhook configurations after it reports ready; users' first
@@ -154,26 +193,40 @@ class Playground:
                 self._scratch.cleanup()
 
 
-def instructions(kubeconfig: Path, url: str, nodes: int, gpus: int, model: str) -> str:
+def instructions(
+    kubeconfig: Path, url: str, nodes: int, gpus: int, model: str, external_operator: bool = False
+) -> str:
     kc = f"kubectl --kubeconfig {kubeconfig}"
     suspend = '\'{"spec":{"suspend":true}}\''
+    operator = (
+        [
+            "  the operator is NOT running: sandboxes are refused until you start it, e.g.",
+            f"    KUBECONFIG={kubeconfig} sandboxer operator --dev",
+            "  (stop, kill and start it as often as you like; it finds its settings in the file)",
+        ]
+        if external_operator
+        else ["  the operator runs in-process"]
+    )
     return "\n".join(
         [
             f"Sandboxer playground is serving at {url}",
             f"  {nodes} simulated node(s), {gpus} x {model} GPU(s) and a metering agent each",
-            "  the operator runs in-process; example classes, budgets and rate card are applied",
-            f"  kubeconfig written to {kubeconfig} (users: admin, alice, bob)",
+            *operator,
+            "  example classes, budgets and rate card are applied",
+            f"  kubeconfig written to {kubeconfig}",
+            "  contexts: admin (cluster-admin, namespace default), alice and carol (group and",
+            "  namespace team-ml), bob (group and namespace team-vision)",
             "",
             "Try:",
-            f"  {kc} --user alice apply -f examples/sandbox.yaml",
-            f"  {kc} --user alice wait --for=condition=Ready esb/my-notebook",
-            f"  {kc} --user alice get esb",
-            f"  {kc} --user alice annotate esb/my-notebook sim.sandboxer.io/gpu-utilization=80",
-            f"  {kc} --user alice patch esb/my-notebook --type merge -p {suspend}",
+            f"  {kc} --context alice apply -f examples/sandbox.yaml",
+            f"  {kc} --context alice wait --for=condition=Ready esb/my-notebook",
+            f"  {kc} --context alice get esb",
+            f"  {kc} --context alice annotate esb/my-notebook sim.sandboxer.io/gpu-utilization=80",
+            f"  {kc} --context alice patch esb/my-notebook --type merge -p {suspend}",
             f"  {kc} get gpunodereports -o yaml",
             f"  {kc} get computebudgets",
             "",
-            "No RBAC is evaluated: every user may do everything. Press Ctrl-C to stop.",
+            "No RBAC is evaluated yet: every user may do everything. Press Ctrl-C to stop.",
         ]
     )
 
@@ -187,6 +240,7 @@ async def serve(
     sample_interval: float = 2.0,
     report_interval: float = 5.0,
     ledger_dir: Path = Path(".sandboxer/ledger"),
+    external_operator: bool = False,
     stop: asyncio.Event | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
@@ -201,6 +255,11 @@ async def serve(
         ledger_dir=ledger_dir,
         kubeconfig=kubeconfig,
         examples=EXAMPLES,
+        external_operator=external_operator,
     ) as pg:
-        echo(instructions(kubeconfig, pg.cluster.url, nodes, gpus_per_node, gpu_model))
+        echo(
+            instructions(
+                kubeconfig, pg.cluster.url, nodes, gpus_per_node, gpu_model, external_operator
+            )
+        )
         await (stop or asyncio.Event()).wait()

@@ -105,6 +105,8 @@ class WebhookDispatcher:
         # Service references resolve here: (namespace, name) -> "host:port" (in-process webhooks).
         self.service_endpoints: dict[tuple[str, str], str] = {}
         self.calls = 0
+        # Webhook name -> what to add when nothing answers (the playground's "start the operator").
+        self.unreachable_hints: dict[str, str] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -167,11 +169,13 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, TimeoutError, ValueError, ssl.SSLError) as exc:
             if hook.get("failurePolicy", "Fail") == "Ignore":
                 return None
+            hint = self.unreachable_hints.get(name)
             raise ApiError(
                 500,
                 "InternalError",
                 f'Internal error occurred: failed calling webhook "{name}": '
-                f"failed to call webhook: {exc or type(exc).__name__}",
+                f"failed to call webhook: {exc or type(exc).__name__}"
+                + (f". {hint}" if hint else ""),
             ) from exc
         if not response.get("allowed", False):
             status = response.get("status") or {}
