@@ -58,7 +58,7 @@ def build(
             {"name": entry_name(u.name), "context": _context(entry_name(u.name), u.namespace)}
             for u in people
         ],
-        "current-context": current if current in names else names[0],
+        "current-context": entry_name(current) if entry_name(current) in names else names[0],
         "preferences": {},
     }
 
