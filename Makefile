@@ -35,6 +35,11 @@ $(VENV_FV): requirements-focus-validator.txt requirements-focus-validator-build.
 	$(FV)/bin/python tests/contract/focus_validator.py --patch
 	touch $(VENV_FV)
 
+# Check an export yourself with the FinOps Foundation's validator (every data file, both formats).
+EXPORT ?= sandboxer-demo/export
+focus-validate: $(VENV_FV)
+	$(FV)/bin/python tests/contract/focus_validator.py --validate $(EXPORT)
+
 demo: $(STAMP)
 	$(VENV)/bin/sandboxer demo
 
