@@ -5,8 +5,13 @@ STAMP  := $(VENV)/.installed-stamp
 UV     := $(VENV)/bin/uv
 # checkov pins conflict with the main lock, so it gets a venv of its own.
 VENV_CHECKOV := .venv-checkov/.installed-stamp
+# The FinOps Foundation's FOCUS validator wants Python >= 3.12 and numpy 1.26: a venv of its own,
+# installed with pip (uv refuses its Requires-Python), its two sdists built from hashed backends.
+FV       := .venv-focus-validator
+VENV_FV  := $(FV)/.installed-stamp
+FV_PIP   := $(FV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
 
-.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs
+.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs focus-validate
 
 install: $(STAMP)
 
@@ -23,6 +28,18 @@ $(VENV_CHECKOV): requirements-checkov.txt $(STAMP)
 	$(UV) pip sync --python .venv-checkov/bin/python requirements-checkov.txt
 	touch $(VENV_CHECKOV)
 
+$(VENV_FV): requirements-focus-validator.txt requirements-focus-validator-build.txt tests/contract/focus_validator.py
+	test -x $(FV)/bin/python || python3 -m venv $(FV)
+	$(FV_PIP) -r requirements-focus-validator-build.txt
+	$(FV_PIP) --ignore-requires-python --no-build-isolation -r requirements-focus-validator.txt
+	$(FV)/bin/python tests/contract/focus_validator.py --patch
+	touch $(VENV_FV)
+
+# Check an export yourself with the FinOps Foundation's validator (every data file, both formats).
+EXPORT ?= sandboxer-demo/export
+focus-validate: $(VENV_FV)
+	$(FV)/bin/python tests/contract/focus_validator.py --validate $(EXPORT)
+
 demo: $(STAMP)
 	$(VENV)/bin/sandboxer demo
 
@@ -35,7 +52,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix operator tests benchmarks
 	$(VENV)/bin/ruff format operator tests benchmarks
 
-test: $(STAMP) $(VENV_CHECKOV) lint
+test: $(STAMP) $(VENV_CHECKOV) $(VENV_FV) lint
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -63,6 +80,8 @@ lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.txt
 	$(UV) lock --python 3.11
 	$(UV) pip compile requirements-checkov.in --python-version 3.11 --generate-hashes -o requirements-checkov.txt
+	$(UV) pip compile requirements-focus-validator.in --python-version 3.12 --generate-hashes -o requirements-focus-validator.txt
+	$(UV) pip compile requirements-focus-validator-build.in -c requirements-focus-validator.txt --python-version 3.11 --generate-hashes -o requirements-focus-validator-build.txt
 
 clean:
-	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache .cache
+	rm -rf $(VENV) .venv-checkov $(FV) .pytest_cache .mypy_cache .ruff_cache .cache

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import typer
 
+from sandboxer.chargeback.settings import ExportSettings
 from sandboxer.cli import _seconds, app
 from tests.contract.helm_chart import find, objects, production_text, template_text
 
@@ -30,7 +31,10 @@ OTHER_READERS = {
     # The NVIDIA container toolkit, when it sets up the agent's container.
     "NVIDIA_VISIBLE_DEVICES": "agent",
     "NVIDIA_DRIVER_CAPABILITIES": "agent",
+    # chargeback/settings.py: ExportSettings, built by the operator's scheduled export.
+    "SANDBOXER_EXPORT_PROVIDER_NAME": "operator",
 }
+assert "provider_name" in ExportSettings.model_fields  # what reads SANDBOXER_EXPORT_PROVIDER_NAME
 
 
 def _command(name: str) -> Any:

@@ -13,6 +13,7 @@ from cryptography import x509
 from sandboxer.api.crdgen import openapi_schema
 from sandboxer.api.kinds import by_kind
 from sandboxer.api.validation import validate
+from sandboxer.chargeback.settings import ExportSettings
 from tests.contract.helm_chart import (
     CHART,
     NAMESPACE,
@@ -93,6 +94,8 @@ def test_single_operator_uses_recreate_and_kopf_liveness() -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["SANDBOXER_LOG_FORMAT"] == "json"
     assert env["SANDBOXER_LEDGER_URL"] == "file:///var/lib/sandboxer/ledger"
+    # One party provides, produces and bills: the chart's default is the operator's own.
+    assert env["SANDBOXER_EXPORT_PROVIDER_NAME"] == ExportSettings().provider_name
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["ledger"] == "/var/lib/sandboxer/ledger"
 

@@ -152,10 +152,50 @@ def test_manifest_describes_the_files_and_columns(export: tuple[Path, float]) ->
         assert entry["rows"] == 145
         assert (sink / entry["key"]).stat().st_size == entry["bytes"]
     assert manifest["totals"]["correctionRows"] == 1
-    summary = (sink / "data/BILLING_PERIOD=2026-11/summary.csv").read_text()
+    summaries = [entry["key"] for entry in manifest["summaryFiles"]]
+    assert summaries == [
+        "summary/BILLING_PERIOD=2026-11/summary.csv",
+        "summary/BILLING_PERIOD=2026-11/summary.png",
+    ]
+    for entry in manifest["summaryFiles"]:
+        assert (sink / entry["key"]).stat().st_size == entry["bytes"]
+    summary = (sink / "summary/BILLING_PERIOD=2026-11/summary.csv").read_text()
     assert "team,vision,USD,team-vision," in summary
     vision = next(line for line in summary.splitlines() if line.startswith("team,vision,"))
     assert vision.endswith(",100.000,0.1625")  # (48/3 + 0.25) GPU-hours of a 100 allowance
+
+
+def test_a_crawler_reading_every_file_under_data_gets_exactly_the_focus_rows(
+    export: tuple[Path, float],
+) -> None:
+    """What an Athena/Glue crawler does: every object under data/ is read as the table."""
+    sink = export[0]
+    files = sorted(p for p in (sink / "data").rglob("*") if p.is_file())
+    by_format: dict[str, list[str]] = {"parquet": [], "csv": []}
+    for path in files:
+        fmt = "parquet" if path.name.endswith(".parquet") else "csv"
+        assert path.name.endswith((".parquet", ".csv.gz")), f"{path} is not a FOCUS data file"
+        by_format[fmt].append(str(path))
+    manifests = {
+        p.parent.name: json.loads(p.read_text())
+        for p in (sink / "metadata").glob("*/manifest.json")
+    }
+    expected = sorted(
+        (period, m["totals"]["rows"], round(m["totals"]["billedCost"]["USD"], 6))
+        for period, m in manifests.items()
+    )
+    con = duckdb.connect()
+    readers = {"parquet": con.read_parquet, "csv": con.read_csv}
+    for fmt, paths in by_format.items():
+        assert len(paths) == len(manifests), (fmt, paths)
+        readers[fmt](paths, hive_partitioning=True, union_by_name=True).create_view("focus")
+        got = con.execute(
+            "SELECT 'BILLING_PERIOD=' || BILLING_PERIOD, count(*), round(sum(BilledCost), 6) "
+            "FROM focus GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        assert got == expected, fmt
+        columns = con.execute("DESCRIBE SELECT * EXCLUDE (BILLING_PERIOD) FROM focus").fetchall()
+        assert [c[0] for c in columns] == [c.name for c in FOCUS_1_2_COLUMNS], fmt
 
 
 def test_pyarrow_dataset_reads_the_parquet_partitions(export: tuple[Path, float]) -> None:

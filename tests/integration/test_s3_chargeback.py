@@ -94,11 +94,20 @@ def test_export_uploads_and_reruns_identically(
     ledger: BlobLedgerStore, s3: Any, options: S3Options
 ) -> None:
     sink = open_blobstore(f"s3://{BUCKET}/exports/gpu", s3=options)
+    # A summary where earlier versions put it, inside data/ (a crawler would read it as data).
+    old = "exports/gpu/data/BILLING_PERIOD=2026-11/summary.csv"
+    s3.put_object(Bucket=BUCKET, Key=old, Body=b"scope,name\n")
     result = export_period("2026-11", ledger, sink)
     first = _objects(s3, "exports/")
     assert MANIFEST in first
-    assert "exports/gpu/data/BILLING_PERIOD=2026-11/part-00000.parquet" in first
-    assert "exports/gpu/data/BILLING_PERIOD=2026-11/part-00000.csv.gz" in first
+    assert sorted(_objects(s3, "exports/gpu/data/")) == [
+        "exports/gpu/data/BILLING_PERIOD=2026-11/part-00000.csv.gz",
+        "exports/gpu/data/BILLING_PERIOD=2026-11/part-00000.parquet",
+    ]
+    assert sorted(_objects(s3, "exports/gpu/summary/")) == [
+        "exports/gpu/summary/BILLING_PERIOD=2026-11/summary.csv",
+        "exports/gpu/summary/BILLING_PERIOD=2026-11/summary.png",
+    ]
     assert result.rows == 8
     assert result.sink_url == f"s3://{BUCKET}/exports/gpu"
     export_period("2026-11", ledger, sink)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -305,3 +306,54 @@ def test_checkpoint_of_another_version_is_refused() -> None:
 
 def _seconds(result: FoldResult) -> float:
     return sum(d.usage.allocated_seconds for d in result.deltas)
+
+
+def _peak_report(
+    sequence: int, at: datetime, gpus: dict[str, tuple[float, int]]
+) -> GPUNodeReportStatus:
+    """One pod, p1; `gpus` maps GPU UUID -> (allocated seconds, peak memory bytes)."""
+    counters = [
+        PodGPUCounters(uuid=g, allocated_seconds=s, busy_seconds=s / 2, peak_memory_bytes=m)
+        for g, (s, m) in sorted(gpus.items())
+    ]
+    pod = PodReport(uid="p1", namespace="ml", name="pod-p1", gpus=counters)
+    return GPUNodeReportStatus(epoch="e1", sequence=sequence, reported_at=at, pods=[pod])
+
+
+def test_peak_gpu_memory_reaches_the_ledger_row_of_the_hour_it_was_reported_in() -> None:
+    gib = 2**30
+    hour = datetime(2026, 11, 3, 10, tzinfo=UTC)
+    cursors, book = Cursors(), HourBook()
+    first = _peak_report(
+        1, hour + timedelta(minutes=40), {"g1": (600, 2 * gib), "g2": (600, 5 * gib)}
+    )
+    book.add(fold_report(cursors, "n0", first, SANDBOXES).deltas)
+    # The open hour keeps its peak across an operator restart (the checkpoint).
+    cursors, book = checkpoint.decode(checkpoint.encode(cursors, book))
+    # The next report spans the hour boundary: its peak was seen at 11:10, not before 11:00.
+    second = _peak_report(
+        2, hour + timedelta(minutes=70), {"g1": (2400, 6 * gib), "g2": (2400, 5 * gib)}
+    )
+    deltas = fold_report(cursors, "n0", second, SANDBOXES).deltas
+    by_hour = [(d.hour.hour, d.gpu_uuid, d.peak_memory_bytes) for d in deltas]
+    assert sorted(by_hour) == [
+        (10, "g1", None), (10, "g2", None), (11, "g1", 6 * gib), (11, "g2", 5 * gib),
+    ]  # fmt: skip
+    book.add(deltas)
+    closed = book.close(hour + timedelta(hours=3), {}, CARD)
+    peaks = {c.hour.hour: [r.peak_gpu_memory_bytes for r in c.rows] for c in closed}
+    assert peaks == {10: [5 * gib], 11: [6 * gib]}  # the most on any one GPU, never a sum
+
+
+def test_a_version_1_checkpoint_without_peak_memory_still_loads() -> None:
+    cursors, book = Cursors(), HourBook()
+    at = datetime(2026, 11, 3, 10, 40, tzinfo=UTC)
+    book.add(
+        fold_report(cursors, "n0", _peak_report(1, at, {"g1": (600, 2**30)}), SANDBOXES).deltas
+    )
+    doc = json.loads(checkpoint.encode(cursors, book))
+    doc["version"] = 1
+    doc["book"]["open"] = [row[:6] for row in doc["book"]["open"]]
+    _, restored = checkpoint.decode(json.dumps(doc).encode())
+    (bucket,) = restored.open[datetime(2026, 11, 3, 10, tzinfo=UTC)].values()
+    assert (bucket.allocated_seconds, bucket.peak_memory_bytes) == (600, None)

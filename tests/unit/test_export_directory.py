@@ -16,6 +16,7 @@ from tests.usage_samples import NOV, OCT, usage_row
 
 NOV_P = "data/BILLING_PERIOD=2026-11"
 OCT_P = "data/BILLING_PERIOD=2026-10"
+NOV_S = "summary/BILLING_PERIOD=2026-11"
 
 
 def _fill(store: BlobLedgerStore, start: datetime, count: int) -> None:
@@ -57,10 +58,10 @@ def test_layout_and_headline_numbers(ledger: BlobLedgerStore, tmp_path: Path) ->
     assert sorted(_tree(out)) == [
         f"{NOV_P}/part-00000.csv.gz",
         f"{NOV_P}/part-00000.parquet",
-        f"{NOV_P}/summary.csv",
-        f"{NOV_P}/summary.png",
         "metadata/BILLING_PERIOD=2026-11/export-state.json",
         "metadata/BILLING_PERIOD=2026-11/manifest.json",
+        f"{NOV_S}/summary.csv",
+        f"{NOV_S}/summary.png",
     ]
     assert (result.rows, result.correction_rows, result.closed) == (12, 0, False)
     assert result.billed_cost == {"USD": 6 * (3.0 + 2 * 2.0)}
@@ -71,10 +72,14 @@ def test_layout_and_headline_numbers(ledger: BlobLedgerStore, tmp_path: Path) ->
     parquet = files[f"{NOV_P}/part-00000.parquet"]
     assert parquet["rows"] == 12
     assert parquet["sha256"] == _tree(out)[f"{NOV_P}/part-00000.parquet"]
-    summary = (out / NOV_P / "summary.csv").read_text().splitlines()
+    assert [f["key"] for f in manifest["summaryFiles"]] == [  # type: ignore[attr-defined]
+        f"{NOV_S}/summary.csv",
+        f"{NOV_S}/summary.png",
+    ]
+    summary = (out / NOV_S / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("scope,name,currency,budget,gpu_hours,busy_gpu_hours,busy_share")
     assert "person,bob,USD,team-vision,12.000000,3.000000,0.2500,24.00,," in summary
-    assert (out / NOV_P / "summary.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / NOV_S / "summary.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_rerun_is_byte_identical(ledger: BlobLedgerStore, tmp_path: Path) -> None:
@@ -104,8 +109,11 @@ def test_dropped_format_files_are_removed_after_the_manifest(
     ledger: BlobLedgerStore, tmp_path: Path
 ) -> None:
     export_period("2026-11", ledger, str(tmp_path))
+    # A summary where earlier exports put it, inside data/: a re-export leaves only FOCUS files.
+    (tmp_path / NOV_P / "summary.csv").write_text("scope,name\n")
     export_period("2026-11", ledger, str(tmp_path), formats={"parquet"})
     assert not (tmp_path / NOV_P / "part-00000.csv.gz").exists()
+    assert sorted(p.name for p in (tmp_path / NOV_P).iterdir()) == ["part-00000.parquet"]
     assert [f["format"] for f in _manifest(tmp_path, "2026-11")["files"]] == ["parquet"]  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="unknown export format"):
         export_period("2026-11", ledger, str(tmp_path), formats={"xlsx"})
@@ -168,5 +176,5 @@ def test_a_period_without_usage_still_gets_complete_files(tmp_path: Path) -> Non
     manifest = _manifest(tmp_path / "out", "2026-09")
     assert [f["rows"] for f in manifest["files"]] == [0, 0]  # type: ignore[attr-defined]
     assert manifest["ledgerWatermark"] is None
-    summary = (tmp_path / "out/data/BILLING_PERIOD=2026-09/summary.csv").read_text()
+    summary = (tmp_path / "out/summary/BILLING_PERIOD=2026-09/summary.csv").read_text()
     assert summary.count("\n") == 1  # the header only

@@ -11,6 +11,7 @@ from sandboxer.chargeback.focus_spec import (
     CUSTOM_PREFIX,
     FOCUS_1_2_COLUMNS,
     SERVICE_CATEGORIES,
+    SERVICE_SUBCATEGORIES,
     arrow_schema,
     columns_for,
 )
@@ -26,8 +27,11 @@ FOCUS_1_2_MANDATORY = {
 }  # fmt: skip
 REQUIRED_EXTENSIONS = {
     "x_Owner", "x_Team", "x_CostCenter", "x_GpuModel", "x_BusyGpuHours", "x_GpuUtilizationAvg",
-    "x_EnergyKWh", "x_IdleGpuHoursReclaimed",
+    "x_EnergyKWh", "x_PeakGpuMemoryBytes",
 }  # fmt: skip
+# Dropped: x_IdleGpuHoursReclaimed was always 0 (a usage row exists only while GPUs are held, so
+# it can never carry GPU-hours given back); FOCUS 1.2 recommends these two columns.
+RECOMMENDED_ADDED = {"ServiceSubcategory", "InvoiceId"}
 
 
 def test_every_mandatory_column_is_listed_as_mandatory() -> None:
@@ -42,7 +46,8 @@ def test_names_are_unique_and_only_custom_columns_use_the_x_prefix() -> None:
         assert column.name.startswith(CUSTOM_PREFIX) == (column.requirement == "Custom"), column
         assert re.fullmatch(r"(x_)?[A-Z][A-Za-z]+", column.name), column.name
         assert column.description.strip(), column.name
-    assert set(names) >= REQUIRED_EXTENSIONS
+    assert set(names) >= REQUIRED_EXTENSIONS | RECOMMENDED_ADDED
+    assert "x_IdleGpuHoursReclaimed" not in names
 
 
 def test_allowed_values_match_the_specification() -> None:
@@ -53,6 +58,19 @@ def test_allowed_values_match_the_specification() -> None:
     assert "AI and Machine Learning" in SERVICE_CATEGORIES
     assert by_name["ServiceCategory"].allowed == SERVICE_CATEGORIES
     assert not any(by_name[n].nullable for n in FOCUS_1_2_MANDATORY - {"ChargeClass"})
+    subcategories = by_name["ServiceSubcategory"].allowed or ()
+    assert "AI Platforms" in SERVICE_SUBCATEGORIES["AI and Machine Learning"]
+    assert len(subcategories) == len(set(subcategories)) == 82  # each has exactly one parent
+    assert set(SERVICE_SUBCATEGORIES["Other"]) == {"Other (Other)"}
+    assert by_name["InvoiceId"].nullable
+
+
+def test_the_subcategory_must_belong_to_the_category() -> None:
+    default = ExportSettings()
+    assert default.service_subcategory in SERVICE_SUBCATEGORIES[default.service_category]
+    ExportSettings(service_category="Compute", service_subcategory="Virtual Machines")
+    with pytest.raises(ValueError, match="not a FOCUS ServiceSubcategory of 'Compute'"):
+        ExportSettings(service_category="Compute")  # AI Platforms is not a Compute subcategory
 
 
 def test_arrow_types_follow_the_focus_types() -> None:
@@ -75,5 +93,7 @@ def test_unknown_focus_versions_are_refused_with_the_supported_list() -> None:
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANDBOXER_EXPORT_BILLING_ACCOUNT_ID", "acme-ml")
     monkeypatch.setenv("SANDBOXER_EXPORT_REGION_ID", "eu-west-1")
+    monkeypatch.setenv("SANDBOXER_EXPORT_PROVIDER_NAME", "ML Infrastructure")
     settings = ExportSettings()
     assert (settings.billing_account_id, settings.region_id) == ("acme-ml", "eu-west-1")
+    assert settings.provider_name == "ML Infrastructure"

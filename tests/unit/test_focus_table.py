@@ -54,6 +54,30 @@ def test_costs_quantities_and_periods() -> None:
     assert row["x_BusyGpuHours"] == 0.5
 
 
+def test_one_party_provides_publishes_and_bills_and_no_invoice_is_claimed() -> None:
+    (default,) = _focus(usage_row(NOV))
+    assert default["ProviderName"] == default["PublisherName"] == default["InvoiceIssuerName"]
+    assert default["ProviderName"] == "Platform Engineering"
+    assert (default["ServiceCategory"], default["ServiceSubcategory"]) == (
+        "AI and Machine Learning",
+        "AI Platforms",
+    )
+    assert default["InvoiceId"] is None
+    settings = ExportSettings(provider_name="ML Infrastructure")
+    (named,) = _focus(usage_row(NOV), settings=settings)
+    names = {named["ProviderName"], named["PublisherName"], named["InvoiceIssuerName"]}
+    assert names == {"ML Infrastructure"}
+
+
+def test_peak_gpu_memory_is_carried_and_unknown_for_older_ledger_rows() -> None:
+    measured = dataclasses.replace(usage_row(NOV, "a"), peak_gpu_memory_bytes=7 * 2**30)
+    older = usage_row(NOV, "b")  # written before the ledger kept peak memory
+    assert b"peak_gpu_memory_bytes" not in encode_rows([older])
+    rows = _focus(measured, older)
+    assert [r["x_PeakGpuMemoryBytes"] for r in rows] == [7 * 2**30, None]
+    assert "x_IdleGpuHoursReclaimed" not in rows[0]
+
+
 def test_rows_from_an_earlier_period_are_corrections() -> None:
     rows = _focus(usage_row(OCT + timedelta(days=30, hours=23), revision=1), usage_row(NOV))
     assert [r["ChargeClass"] for r in rows] == ["Correction", None]

@@ -204,9 +204,12 @@ def export_period(
     focus = build_focus_table(table, p, settings)
     totals = _totals(focus)
 
+    # data/ holds FOCUS files only, so a crawler or `read_parquet('data/**/*.parquet')` sees one
+    # table; the finance summary sits beside it under the same partition name.
     data_prefix = f"data/{p.partition}/"
+    summary_prefix = f"summary/{p.partition}/"
     file_entries = _upload_data_files(store, data_prefix, focus, formats, settings)
-    summary_entries = _upload_summaries(store, data_prefix, focus, p, settings)
+    summary_entries = _upload_summaries(store, summary_prefix, focus, p, settings)
 
     own_keys = {e.key for e in selection.own}
     state = ExportState(
@@ -228,9 +231,10 @@ def export_period(
     )
     store.put_bytes(manifest_key(p.label), manifest)  # last: the period is now complete
     keep = {e["key"] for e in (*file_entries, *summary_entries)}
-    for stale in store.list_keys(data_prefix):
-        if stale not in keep:  # e.g. a format no longer requested
-            store.delete(stale)
+    for prefix in (data_prefix, summary_prefix):
+        for stale in store.list_keys(prefix):
+            if stale not in keep:  # a format no longer requested, or an earlier layout's summary
+                store.delete(stale)
 
     return ExportResult(
         period=p.label,

@@ -22,12 +22,43 @@ Requirement = Literal["Mandatory", "Conditional", "Recommended", "Custom"]
 SUPPORTED_FOCUS_VERSIONS = ("1.2",)
 CUSTOM_PREFIX = "x_"
 
-SERVICE_CATEGORIES = (
-    "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases",
-    "Developer Tools", "Multicloud", "Identity", "Integration", "Internet of Things",
-    "Management and Governance", "Media", "Migration", "Mobile", "Networking", "Security",
-    "Storage", "Web", "Other",
-)  # fmt: skip
+# FOCUS 1.2 ServiceCategory -> its allowed ServiceSubcategory values (each has one parent).
+SERVICE_SUBCATEGORIES: dict[str, tuple[str, ...]] = {
+    "AI and Machine Learning": ("AI Platforms", "Bots", "Generative AI", "Machine Learning",
+                                "Natural Language Processing", "Other (AI and Machine Learning)"),
+    "Analytics": ("Analytics Platforms", "Business Intelligence", "Data Processing", "Search",
+                  "Streaming Analytics", "Other (Analytics)"),
+    "Business Applications": ("Productivity and Collaboration", "Other (Business Applications)"),
+    "Compute": ("Containers", "End User Computing", "Quantum Compute", "Serverless Compute",
+                "Virtual Machines", "Other (Compute)"),
+    "Databases": ("Caching", "Data Warehouses", "Ledger Databases", "NoSQL Databases",
+                  "Relational Databases", "Time Series Databases", "Other (Databases)"),
+    "Developer Tools": ("Developer Platforms", "Continuous Integration and Deployment",
+                        "Development Environments", "Source Code Management",
+                        "Quality Assurance", "Other (Developer Tools)"),
+    "Identity": ("Identity and Access Management", "Other (Identity)"),
+    "Integration": ("API Management", "Messaging", "Workflow Orchestration",
+                    "Other (Integration)"),
+    "Internet of Things": ("IoT Analytics", "IoT Platforms", "Other (Internet of Things)"),
+    "Management and Governance": ("Architecture", "Compliance", "Cost Management",
+                                  "Data Governance", "Disaster Recovery", "Endpoint Management",
+                                  "Observability", "Support",
+                                  "Other (Management and Governance)"),
+    "Media": ("Content Creation", "Gaming", "Media Streaming", "Mixed Reality", "Other (Media)"),
+    "Migration": ("Data Migration", "Resource Migration", "Other (Migration)"),
+    "Mobile": ("Other (Mobile)",),
+    "Multicloud": ("Multicloud Integration", "Other (Multicloud)"),
+    "Networking": ("Application Networking", "Content Delivery", "Network Connectivity",
+                   "Network Infrastructure", "Network Routing", "Network Security",
+                   "Other (Networking)"),
+    "Security": ("Secret Management", "Security Posture Management",
+                 "Threat Detection and Response", "Other (Security)"),
+    "Storage": ("Backup Storage", "Block Storage", "File Storage", "Object Storage",
+                "Storage Platforms", "Other (Storage)"),
+    "Web": ("Application Platforms", "Other (Web)"),
+    "Other": ("Other (Other)",),
+}  # fmt: skip
+SERVICE_CATEGORIES = tuple(SERVICE_SUBCATEGORIES)
 
 ARROW_TYPES: dict[FocusType, pa.DataType] = {
     "Decimal": pa.float64(),
@@ -95,12 +126,20 @@ FOCUS_1_2_COLUMNS: tuple[FocusColumn, ...] = (
     _c("PricingQuantity", "Decimal", M, "Billing-weighted GPU-hours priced."),
     _c("PricingUnit", "String", M, "Unit of PricingQuantity.", allowed=("GPU-Hours",)),
     # Mandatory: who provides, publishes and invoices; what service
-    _c("ProviderName", "String", M, "Provider of the GPU capacity (the platform)."),
-    _c("PublisherName", "String", M, "Publisher of the service (the platform)."),
-    _c("InvoiceIssuerName", "String", M, "Entity that issues the internal invoice."),
+    # Internal chargeback: the platform team makes the GPU service available, produces it and
+    # bills it, so one setting fills all three (a differing issuer would mean a third party is
+    # paid, and FOCUS then wants BilledCost 0).
+    _c("ProviderName", "String", M, "The platform team providing the GPU service."),
+    _c("PublisherName", "String", M, "The platform team that produces the service (= provider)."),
+    _c("InvoiceIssuerName", "String", M, "The platform team that bills it (= provider)."),
     _c("ServiceName", "String", M, "Name of the service charged."),
     _c("ServiceCategory", "String", M, "FOCUS service category.", allowed=SERVICE_CATEGORIES),
     # Recommended
+    _c("ServiceSubcategory", "String", R, "FOCUS service subcategory, one of ServiceCategory's.",
+       allowed=tuple(sub for subs in SERVICE_SUBCATEGORIES.values() for sub in subs)),
+    _c("InvoiceId", "String", R,
+       "Always null: the export issues no invoice (finance's system raises the recharge).",
+       nullable=True),
     _c("ChargeFrequency", "String", R, "How often the charge occurs.",
        allowed=("One-Time", "Recurring", "Usage-Based")),
     # Conditional
@@ -135,7 +174,10 @@ FOCUS_1_2_COLUMNS: tuple[FocusColumn, ...] = (
     _c("x_GpuUtilizationAvg", "Decimal", X, "x_BusyGpuHours / PricingQuantity (0-1).",
        nullable=True),
     _c("x_EnergyKWh", "Decimal", X, "GPU energy in kWh measured by NVML."),
-    _c("x_IdleGpuHoursReclaimed", "Decimal", X, "GPU-hours given back by idle reclaim."),
+    _c("x_PeakGpuMemoryBytes", "Integer", X,
+       "Most GPU memory the sandbox's processes held on one of its GPUs (or MIG slices) since it "
+       "started there, as the agent reported in this hour; null when no report was taken in the "
+       "hour (its usage arrived later, e.g. after an outage).", nullable=True),
     _c("x_Budget", "String", X, "ComputeBudget charged, if any.", nullable=True),
     _c("x_LedgerRevision", "Integer", X, "Ledger revision of the hour (0 = on-time)."),
 )  # fmt: skip

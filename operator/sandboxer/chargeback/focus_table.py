@@ -79,10 +79,12 @@ def build_focus_table(
         "PricingQuantity": alloc,
         "PricingUnit": _const("GPU-Hours", pa.string(), n),
         "ProviderName": _const(s.provider_name, pa.string(), n),
-        "PublisherName": _const(s.publisher_name, pa.string(), n),
-        "InvoiceIssuerName": _const(s.invoice_issuer_name, pa.string(), n),
+        "PublisherName": _const(s.provider_name, pa.string(), n),
+        "InvoiceIssuerName": _const(s.provider_name, pa.string(), n),
         "ServiceName": _const(s.service_name, pa.string(), n),
         "ServiceCategory": _const(s.service_category, pa.string(), n),
+        "ServiceSubcategory": _const(s.service_subcategory, pa.string(), n),
+        "InvoiceId": _const(None, pa.string(), n),  # no invoice is issued by the export
         "ChargeFrequency": _const("Usage-Based", pa.string(), n),
         "BillingAccountType": _const(s.billing_account_type, pa.string(), n),
         "ConsumedQuantity": alloc,
@@ -111,7 +113,7 @@ def build_focus_table(
         "x_BusyGpuHours": busy,
         "x_GpuUtilizationAvg": utilization,
         "x_EnergyKWh": ledger["energy_kwh"],
-        "x_IdleGpuHoursReclaimed": ledger["idle_gpu_hours_reclaimed"],
+        "x_PeakGpuMemoryBytes": ledger["peak_gpu_memory_bytes"],
         "x_Budget": ledger["budget"],
         "x_LedgerRevision": ledger["revision"],
     }

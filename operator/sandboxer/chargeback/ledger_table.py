@@ -38,7 +38,7 @@ LEDGER_SCHEMA = pa.schema(
         ("budget", pa.string()),
         ("revision", pa.int64()),
         ("charge_class", pa.string()),
-        ("idle_gpu_hours_reclaimed", pa.float64()),
+        ("peak_gpu_memory_bytes", pa.int64()),
     ]
 )
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sandboxer.chargeback.focus_spec import SERVICE_CATEGORIES, SUPPORTED_FOCUS_VERSIONS
+from sandboxer.chargeback.focus_spec import (
+    SERVICE_CATEGORIES,
+    SERVICE_SUBCATEGORIES,
+    SUPPORTED_FOCUS_VERSIONS,
+)
 
 
 class ExportSettings(BaseSettings):
@@ -17,11 +21,18 @@ class ExportSettings(BaseSettings):
     billing_account_id: str = Field(default="sandboxer", min_length=1)
     billing_account_name: str = Field(default="Sandboxer GPU platform", min_length=1)
     billing_account_type: str = Field(default="Internal Platform", min_length=1)
-    provider_name: str = Field(default="Sandboxer", min_length=1)
-    publisher_name: str = Field(default="Sandboxer", min_length=1)
-    invoice_issuer_name: str = Field(default="Platform Engineering", min_length=1)
+    provider_name: str = Field(
+        default="Platform Engineering",
+        min_length=1,
+        description="The internal party that provides, produces and bills the GPU service: "
+        "ProviderName, PublisherName and InvoiceIssuerName. One value for all three, because "
+        "in FOCUS an issuer other than the provider means a third party is paid.",
+    )
     service_name: str = Field(default="GPU Sandboxes", min_length=1)
     service_category: str = Field(default="AI and Machine Learning")
+    service_subcategory: str = Field(
+        default="AI Platforms", description="One of the FOCUS subcategories of service_category."
+    )
     region_id: str | None = Field(default=None, description="Cluster region, e.g. eu-west-1.")
     region_name: str | None = None
     close_grace: timedelta = Field(
@@ -55,3 +66,13 @@ class ExportSettings(BaseSettings):
                 f"{value!r} is not a FOCUS ServiceCategory; use one of {SERVICE_CATEGORIES}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _subcategory_of_category(self) -> ExportSettings:
+        allowed = SERVICE_SUBCATEGORIES[self.service_category]
+        if self.service_subcategory not in allowed:
+            raise ValueError(
+                f"{self.service_subcategory!r} is not a FOCUS ServiceSubcategory of "
+                f"{self.service_category!r}; use one of {allowed}"
+            )
+        return self

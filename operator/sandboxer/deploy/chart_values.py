@@ -219,6 +219,12 @@ class ExportValues(Model):
     formats: list[ExportFormat] = Field(
         default_factory=_all_formats, min_length=1, description="File formats."
     )
+    provider_name: str = Field(
+        "Platform Engineering",
+        min_length=1,
+        description="Who provides, produces and bills the GPU service: the FOCUS ProviderName, "
+        "PublisherName and InvoiceIssuerName (one party for internal chargeback).",
+    )
 
 
 class ServiceMonitor(Model):

@@ -17,6 +17,8 @@ restart resumes from a consistent pair and re-folding the same snapshots adds no
 
 Deltas are spread over the UTC hours of the report interval (from the cursor's time, or for a
 fresh cursor from `reported_at - allocated delta`, to `reported_at`) in proportion to overlap.
+Peak GPU memory is a high-water mark, not a counter: it is never split, only carried by the
+delta of the hour the report was taken in (the last hour of the interval), where it is true.
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ class UsageDelta:
     gpu_uuid: str
     sandbox: SandboxRef | None  # None: the pod is not (or no longer) a known sandbox
     usage: Counters
+    # The agent's high-water mark of the pod's GPU memory on this GPU when reported; None on the
+    # earlier hours of an interval that spans several (no report was taken in them).
+    peak_memory_bytes: int | None = None
 
 
 @dataclass(slots=True)
@@ -263,8 +268,10 @@ def fold_report(
                 counters = now_counters
             # max(): a skewed clock must not move a cursor's time backwards.
             keys[key] = Cursor(report.epoch, report.sequence, counters, max(at, start))
-            for hour, part in split_by_hour(start, at, growth):
-                deltas.append(UsageDelta(hour, node, pod.uid, gpu.uuid, ref, part))
+            parts = list(split_by_hour(start, at, growth))
+            for index, (hour, part) in enumerate(parts, start=1):
+                peak = gpu.peak_memory_bytes if index == len(parts) else None
+                deltas.append(UsageDelta(hour, node, pod.uid, gpu.uuid, ref, part, peak))
     _prune(keys, mark.latest_at - retention)
     return FoldResult(deltas, True, epoch_changed=epoch_changed)
 

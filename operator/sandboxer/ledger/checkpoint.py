@@ -29,7 +29,10 @@ from sandboxer.ledger.hourly import ClosedHour, HourBook
 from sandboxer.ledger.rows import UsageRow
 
 STATE_NAME = "accounting"
-CHECKPOINT_VERSION = 1
+# 2: open hours also keep peak GPU memory. Version 1 blobs still load (peak 0 until the next
+# report); an operator that reads only version 1 refuses a version 2 blob instead of misreading it.
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class LedgerWriter(Protocol):
@@ -52,10 +55,10 @@ def decode(data: bytes | None) -> tuple[Cursors, HourBook]:
     if not data:
         return Cursors(), HourBook()
     doc = json.loads(data)
-    if doc.get("version") != CHECKPOINT_VERSION:
+    if doc.get("version") not in READABLE_VERSIONS:
         raise ValueError(
             f"accounting checkpoint has version {doc.get('version')!r}, this operator reads "
-            f"version {CHECKPOINT_VERSION}; run the matching operator version or reset the state"
+            f"versions {READABLE_VERSIONS}; run the matching operator version or reset the state"
         )
     return Cursors.from_json(doc["cursors"]), HourBook.from_json(doc["book"])
 

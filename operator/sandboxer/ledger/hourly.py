@@ -43,12 +43,17 @@ class Bucket:
     busy_seconds: float = 0.0
     energy_joules: float = 0.0
     gpus: set[str] = field(default_factory=set)
+    # Highest on any one GPU, a high-water mark (never summed); None while no report taken in
+    # this hour has carried one (the hour's usage all arrived with a later report).
+    peak_memory_bytes: int | None = None
 
-    def add(self, gpu_uuid: str, usage: Counters) -> None:
+    def add(self, gpu_uuid: str, usage: Counters, peak_memory_bytes: int | None = None) -> None:
         self.allocated_seconds += usage.allocated_seconds
         self.busy_seconds += usage.busy_seconds
         self.energy_joules += usage.energy_joules
         self.gpus.add(gpu_uuid)
+        if peak_memory_bytes is not None:
+            self.peak_memory_bytes = max(self.peak_memory_bytes or 0, peak_memory_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ class HourBook:
             bucket = hour_buckets.get(delta.sandbox.uid)
             if bucket is None:
                 bucket = hour_buckets[delta.sandbox.uid] = Bucket(delta.sandbox)
-            bucket.add(delta.gpu_uuid, delta.usage)
+            bucket.add(delta.gpu_uuid, delta.usage, delta.peak_memory_bytes)
 
     def close(
         self,
@@ -127,7 +132,7 @@ class HourBook:
             stale: dict[str, Bucket] = {}
             for uid, b in buckets.items():
                 state = (id(card), b.ref, b.allocated_seconds, b.busy_seconds, b.energy_joules,
-                         len(b.gpus))  # fmt: skip
+                         len(b.gpus), b.peak_memory_bytes)  # fmt: skip
                 hit = cache.get((hour, uid))
                 if hit is not None and hit[0] == state:
                     self._open_cache[(hour, uid)] = hit
@@ -137,7 +142,7 @@ class HourBook:
             for row in _price(stale, hour, card, 0, False, "zero")[0]:
                 b = buckets[row.sandbox_uid]
                 state = (id(card), b.ref, b.allocated_seconds, b.busy_seconds, b.energy_joules,
-                         len(b.gpus))  # fmt: skip
+                         len(b.gpus), b.peak_memory_bytes)  # fmt: skip
                 self._open_cache[(hour, row.sandbox_uid)] = (state, row)
                 rows.append(row)
         return rows
@@ -159,7 +164,7 @@ class HourBook:
                     refs[uid] = self._encoded_ref(uid, b.ref)
                 open_rows.append(
                     [stamp, uid, b.allocated_seconds, b.busy_seconds, b.energy_joules,
-                     sorted(b.gpus)]
+                     sorted(b.gpus), b.peak_memory_bytes]
                 )  # fmt: skip
         return {
             "refs": dict(sorted(refs.items())),
@@ -180,8 +185,9 @@ class HourBook:
     def from_json(cls, doc: Mapping[str, Any]) -> HourBook:
         book = cls()
         refs = {uid: SandboxRef(*json.loads(text)) for uid, text in doc["refs"].items()}
-        for hour, uid, alloc, busy, energy, gpus in doc["open"]:
-            bucket = Bucket(refs[uid], alloc, busy, energy, set(gpus))
+        for hour, uid, alloc, busy, energy, gpus, *peak in doc["open"]:
+            # Checkpoints written before peak memory was kept have no 7th field.
+            bucket = Bucket(refs[uid], alloc, busy, energy, set(gpus), *peak)
             book.open.setdefault(parse_utc(hour), {})[uid] = bucket
         book.revisions = {parse_utc(h): r for h, r in doc["revisions"]}
         closed = doc["closedThrough"]
@@ -248,6 +254,7 @@ def _price(
                 budget=ref.budget,
                 revision=revision,
                 charge_class="Correction" if late else None,
+                peak_gpu_memory_bytes=b.peak_memory_bytes,
             )
         )
     return rows, sorted(unpriced)

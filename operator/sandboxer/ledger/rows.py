@@ -48,7 +48,10 @@ class UsageRow:
     budget: str | None = None
     revision: int = 0  # 0 = first write of the hour; >0 = late usage for an already closed hour
     charge_class: ChargeClass = None  # "Correction" for rows with revision > 0
-    idle_gpu_hours_reclaimed: float = 0.0
+    # Most GPU memory the sandbox's processes held on one of its GPUs, by the agent's high-water
+    # mark as reported in this hour. None: no report was taken in the hour (its usage came with
+    # a later one, e.g. after an outage), or a row written before the ledger recorded it.
+    peak_gpu_memory_bytes: int | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -57,11 +60,12 @@ class UsageRow:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["hour"] = rfc3339(self.hour)
-        for name in ("allocated_gpu_hours", "busy_gpu_hours", "energy_kwh", "billing_weight",
-                     "idle_gpu_hours_reclaimed"):  # fmt: skip
+        for name in ("allocated_gpu_hours", "busy_gpu_hours", "energy_kwh", "billing_weight"):
             out[name] = round(out[name], QUANTITY_DECIMALS)
         for name in ("list_unit_price", "contracted_unit_price", "list_cost", "cost"):
             out[name] = round(out[name], MONEY_DECIMALS)
+        if self.peak_gpu_memory_bytes is None:  # unknown: encoded as rows were before it existed
+            del out["peak_gpu_memory_bytes"]
         return out
 
     @classmethod
