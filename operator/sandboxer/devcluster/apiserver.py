@@ -15,6 +15,7 @@ from typing import Any
 from sandboxer.devcluster import objects
 from sandboxer.devcluster.auth import SYSTEM, User
 from sandboxer.devcluster.collector import NAMESPACES, GarbageCollector
+from sandboxer.devcluster.endpoints import PodEndpoints
 from sandboxer.devcluster.errors import (
     ApiError,
     already_exists,
@@ -51,6 +52,8 @@ class ApiServer:
         self.webhooks = WebhookDispatcher(self.store.iter, self._namespace_labels)
         self._uids: dict[str, tuple[ResKey, str, str]] = {}
         self.collector = GarbageCollector(self)
+        # Loopback addresses of simulated pods' ports (devcluster/endpoints.py).
+        self.endpoints = PodEndpoints()
         self._schemas = objects.CompiledSchemas()
         self.store.listeners.append(self._track)
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
