@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 # checkov pins conflict with the main lock, so it gets a venv of its own.
 VENV_CHECKOV := .venv-checkov/.installed-stamp
 
-.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs
+.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs k8s-proto
 
 install: $(STAMP)
 
@@ -53,6 +53,14 @@ chart: $(STAMP)
 podresources-stubs: $(STAMP)
 	cd operator && ../$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \
 		sandboxer/metering/podresources/api.proto
+
+# Upstream's Kubernetes protos for the embedded API's protobuf bodies; committed, and
+# tests/unit/test_devcluster_protobuf.py fails when descriptors.binpb drifts from them.
+# K8S_SRC holds k8s.io/api, apimachinery and apiextensions-apiserver checkouts at kubectl's version
+# (v0.35.2) as api/, apimachinery/, apiextensions-apiserver/.
+k8s-proto: $(STAMP)
+	test -d "$(K8S_SRC)/api" || { echo "set K8S_SRC to a folder with api/ apimachinery/ apiextensions-apiserver/ at v0.35.2"; exit 2; }
+	$(PY) -m sandboxer.devcluster.protobuf_gen $(K8S_SRC)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
