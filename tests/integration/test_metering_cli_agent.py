@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -76,3 +77,5 @@ async def test_agent_command_publishes_and_serves_metrics(
     requests = [r for r in kmock if r.method.value == "PATCH"]
     assert requests[0].headers["Authorization"] == "Bearer agent-token"
     assert b"agent-token" not in stderr  # never logged
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]  # one JSON object each
+    assert lines and all(isinstance(line, dict) and line["level"] for line in lines)
