@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 # checkov pins conflict with the main lock, so it gets a venv of its own.
 VENV_CHECKOV := .venv-checkov/.installed-stamp
 
-.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs k8s-proto
+.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs k8s-proto prometheus
 
 install: $(STAMP)
 
@@ -35,8 +35,17 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix operator tests benchmarks
 	$(VENV)/bin/ruff format operator tests benchmarks
 
-test: $(STAMP) $(VENV_CHECKOV) lint
+test: $(STAMP) $(VENV_CHECKOV) prometheus lint
 	$(PY) -m pytest
+
+# Debian's Prometheus for tests/integration/test_prometheus_dashboard.py; nothing to do when
+# installed, and without root or apt the test skips and says why.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends prometheus; \
+	else echo "prometheus not installed and no root/apt: its test will be skipped"; fi; }
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

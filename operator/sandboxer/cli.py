@@ -135,7 +135,7 @@ def operator(
     ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Port of /metrics (not served yet)."),
+        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Serve /metrics on this port."),
     ] = None,
     ledger: Annotated[
         str | None,
@@ -318,6 +318,10 @@ def dev(
         float, typer.Option(min=0.1, help="Seconds between the agents' GPUNodeReports.")
     ] = 5.0,
     ledger: Annotated[Path, typer.Option(help="Ledger directory.")] = Path(".sandboxer/ledger"),
+    prometheus_targets: Annotated[
+        Path | None,
+        typer.Option(help="Write a Prometheus file_sd JSON of every /metrics endpoint here."),
+    ] = None,
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
     import asyncio
@@ -338,6 +342,7 @@ def dev(
                 report_interval=report_interval,
                 ledger_dir=ledger,
                 echo=echo,
+                prometheus_targets=prometheus_targets,
             )
         )
     except KeyboardInterrupt:

@@ -241,7 +241,7 @@ def test_dashboard_configmap_holds_the_panels() -> None:
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     board = json.loads(cm["data"]["sandboxer.json"])
     titles = " ".join(p["title"] for p in board["panels"]).lower()
-    for topic in ("gpu-hours per team", "utilization", "reclaimed", "budget", "refusals"):
+    for topic in ("gpu-hours by team", "busy share", "reclaimed", "budget burn", "refusals"):
         assert topic in titles
     for panel in board["panels"]:
         for target in panel["targets"]:

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 import yaml
 
+from sandboxer.devcluster import prometheus
 from sandboxer.devcluster.cluster import Companion, DevCluster
 from sandboxer.devcluster.nodeagents import NodeAgents
 from sandboxer.devcluster.operatorthread import OperatorThread, playground_config
@@ -62,7 +63,9 @@ class Playground:
         container_start: float = 0.5,
         operator_overrides: Mapping[str, Any] | None = None,
         companions: Sequence[Companion] = (),
+        prometheus_targets: Path | None = None,
     ) -> None:
+        self.prometheus_targets = prometheus_targets
         self.nodes, self.gpus_per_node, self.gpu_model = nodes, gpus_per_node, gpu_model
         self.ledger_dir, self.loop_interval = ledger_dir, loop_interval
         self.examples = examples
@@ -124,6 +127,15 @@ class Playground:
             self.operator = OperatorThread(config)
             await self.operator.start()
             await self._webhooks_registered()
+        if self.prometheus_targets is not None:
+            prometheus.write(self.prometheus_targets, self.metrics_targets())
+
+    def metrics_targets(self) -> list[dict[str, Any]]:
+        """Every /metrics endpoint the playground serves, as Prometheus file_sd groups."""
+        operator_port = self.operator.config.metrics_port if self.operator else None
+        agents = self.agents.nodes if self.agents is not None else {}
+        ports = {name: n.metrics_port for name, n in agents.items() if n.metrics_port}
+        return prometheus.file_sd(operator_port, ports)
 
     async def _webhooks_registered(self) -> None:
         """kopf creates its webhook configurations after it reports ready; users' first
@@ -189,6 +201,7 @@ async def serve(
     ledger_dir: Path = Path(".sandboxer/ledger"),
     stop: asyncio.Event | None = None,
     echo: Callable[[str], None] = print,
+    prometheus_targets: Path | None = None,
 ) -> None:
     # One access-log line per agent report and kubectl call would bury the operator's lines.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -201,6 +214,9 @@ async def serve(
         ledger_dir=ledger_dir,
         kubeconfig=kubeconfig,
         examples=EXAMPLES,
+        prometheus_targets=prometheus_targets,
     ) as pg:
         echo(instructions(kubeconfig, pg.cluster.url, nodes, gpus_per_node, gpu_model))
+        if prometheus_targets is not None:
+            echo(f"  Prometheus file_sd targets written to {prometheus_targets}")
         await (stop or asyncio.Event()).wait()
