@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's package) scrapes the playground through the file_sd list that
 `sandboxer dev --prometheus-targets` writes; after ordinary use every dashboard query answers.
+The answers are drawn as a PNG (SANDBOXER_DASHBOARD_PNG=docs/dashboard.png writes the docs' one).
 
 The use, through the real kubectl: alice runs a busy, an idle and a barely used sandbox, goes
 over her concurrent-GPU limit once (a refusal); bob asks for more GPUs than any node has (a GPU
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import pytest
 import yaml
 
 from sandboxer.deploy.dashboard import queries
+from sandboxer.deploy.dashboard_png import legend, render
 from sandboxer.devcluster.operatorthread import free_port
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import ROOT, Kubectl, kubectl_runner
@@ -95,6 +99,17 @@ async def instant(http: aiohttp.ClientSession, url: str, expr: str) -> list[dict
     return result
 
 
+async def series_range(
+    http: aiohttp.ClientSession, url: str, expr: str, start: float
+) -> list[dict[str, Any]]:
+    params = {"query": expr, "start": str(start), "end": str(time.time()), "step": "1"}
+    async with http.get(f"{url}/api/v1/query_range", params=params) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
 def answered(result: list[dict[str, Any]]) -> bool:
     return any(math.isfinite(float(r["value"][1])) for r in result)
 
@@ -124,6 +139,7 @@ async def test_every_dashboard_query_answers_after_ordinary_use(
             return len(up) == len(groups)
 
         await until(all_up, 60)
+        started = time.time()
 
         await kubectl("apply", "-f", "-", input=QUICK_CLASS)
         await kubectl("apply", "-f", "-", user="alice", input=sandbox("busy", 80, "h100"))
@@ -169,6 +185,17 @@ async def test_every_dashboard_query_answers_after_ordinary_use(
             http, prometheus, dict(_by_title())["Reclaimed GPU-hours by reason (7d)"]
         )
         assert {r["metric"]["reason"] for r in reclaimed} == {"Idle"}
+
+        # The dashboard as a picture, from these answers (docs/install.md shows one).
+        answers: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for title, template, expr in queries():
+            for series in await series_range(http, prometheus, expr, started):
+                name = legend(template, series["metric"])
+                points = [(float(t), float(v)) for t, v in series["values"]]
+                answers.setdefault(title, {})[name] = [p for p in points if math.isfinite(p[1])]
+        png = render(answers, Path(os.environ.get("SANDBOXER_DASHBOARD_PNG", tmp_path / "d.png")))
+        assert png.read_bytes().startswith(b"\x89PNG")
+        assert set(answers) == {title for title, _, _ in queries()}
 
 
 def _by_title() -> list[tuple[str, str]]:
