@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 # checkov pins conflict with the main lock, so it gets a venv of its own.
 VENV_CHECKOV := .venv-checkov/.installed-stamp
 
-.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs k8s-proto prometheus
+.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs k8s-proto prometheus images
 
 install: $(STAMP)
 
@@ -70,6 +70,17 @@ podresources-stubs: $(STAMP)
 k8s-proto: $(STAMP)
 	test -d "$(K8S_SRC)/api" || { echo "set K8S_SRC to a folder with api/ apimachinery/ apiextensions-apiserver/ at v0.35.2"; exit 2; }
 	$(PY) -m sandboxer.devcluster.protobuf_gen $(K8S_SRC)
+
+# Build the operator and agent images with podman on a Debian base made by mmdebstrap (no
+# registry) and run them as non-root; minutes, so not part of `make test` (which skips it).
+# Sizes land in .cache/image-sizes.json. Installs Debian's podman, mmdebstrap, runc when missing.
+images: $(STAMP)
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends podman mmdebstrap runc; \
+	else echo "podman, mmdebstrap and runc are needed (Debian packages)"; exit 2; fi; }
+	SANDBOXER_BUILD_IMAGES=1 $(PY) -m pytest tests/images -v -p no:logging
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
