@@ -1,6 +1,7 @@
 """A real Prometheus (Debian's package) scrapes the playground through the file_sd list that
 `sandboxer dev --prometheus-targets` writes; after ordinary use every dashboard query answers.
-The answers are drawn as a PNG (SANDBOXER_DASHBOARD_PNG=docs/dashboard.png writes the docs' one).
+The chart's alert rules are loaded and must evaluate without errors. The answers are drawn as
+a PNG (SANDBOXER_DASHBOARD_PNG=docs/dashboard.png writes the docs' one).
 
 The use, through the real kubectl: alice runs a busy, an idle and a barely used sandbox, goes
 over her concurrent-GPU limit once (a refusal); bob asks for more GPUs than any node has (a GPU
@@ -23,6 +24,7 @@ import aiohttp
 import pytest
 import yaml
 
+from sandboxer.deploy.alerts import rules
 from sandboxer.deploy.dashboard import queries
 from sandboxer.deploy.dashboard_png import legend, render
 from sandboxer.devcluster.operatorthread import free_port
@@ -64,6 +66,7 @@ async def prometheus(
     config.write_text(
         yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(ROOT / "helm" / "sandboxer" / "files" / "alerts.yaml")],
             "scrape_configs": [{
                 "job_name": "sandboxer",
                 "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "1s"}],
@@ -102,7 +105,9 @@ async def instant(http: aiohttp.ClientSession, url: str, expr: str) -> list[dict
 async def series_range(
     http: aiohttp.ClientSession, url: str, expr: str, start: float
 ) -> list[dict[str, Any]]:
-    params = {"query": expr, "start": str(start), "end": str(time.time()), "step": "1"}
+    end = time.time()
+    start = end - math.ceil(end - start)  # whole steps back from now, so `now` is a step too
+    params = {"query": expr, "start": str(start), "end": str(end), "step": "1"}
     async with http.get(f"{url}/api/v1/query_range", params=params) as resp:
         body = await resp.json()
     assert body["status"] == "success", f"{expr}: {body}"
@@ -185,6 +190,21 @@ async def test_every_dashboard_query_answers_after_ordinary_use(
             http, prometheus, dict(_by_title())["Reclaimed GPU-hours by reason (7d)"]
         )
         assert {r["metric"]["reason"] for r in reclaimed} == {"Idle"}
+
+        # The chart's alert rules evaluate against the real series without errors.
+        async def rules_evaluated() -> list[dict[str, Any]]:
+            async with http.get(f"{prometheus}/api/v1/rules") as resp:
+                groups = (await resp.json())["data"]["groups"]
+            return [r for g in groups for r in g["rules"]]
+
+        async def every_rule_ran() -> bool:
+            evaluated = await rules_evaluated()
+            return bool(evaluated) and all(r["health"] != "unknown" for r in evaluated)
+
+        await until(every_rule_ran, 30)
+        loaded = await rules_evaluated()
+        assert {r["name"] for r in loaded} == {r["alert"] for r in rules()["groups"][0]["rules"]}
+        assert [r["lastError"] for r in loaded if r["health"] != "ok"] == []
 
         # The dashboard as a picture, from these answers (docs/install.md shows one).
         answers: dict[str, dict[str, list[tuple[float, float]]]] = {}

@@ -67,6 +67,10 @@ _BURN_USED = f"max by (budget, subject) ({BUDGET_USED})"
 _BURN_ALLOWANCE = f"on (budget) group_left () max by (budget) ({BUDGET_ALLOWANCE})"
 _BURN_SLOPE = f"max by (budget, subject) (clamp_min(deriv({BUDGET_USED}[1h]), 0))"
 _LEFT = f"on (budget) group_left () (max by (budget) ({BUDGET_PERIOD_END}) - time())"
+# Shared with the alert rules (deploy/alerts.py).
+BUDGET_FORECAST = f"({_BURN_USED} + {_BURN_SLOPE} * {_LEFT}) / {_BURN_ALLOWANCE}"
+RECONCILE_ERROR_RATE = f"sum by (controller) (rate({RECONCILE_ERRORS}[5m]))"
+AGENT_REPORT_AGE = f"time() - max by (node) ({AGENT_LAST_REPORT})"
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,7 @@ PANELS: tuple[Panel, ...] = (
         "Budget forecast at period end",
         "bargauge",
         "percentunit",
-        {
-            "{{budget}} {{subject}}": (
-                f"({_BURN_USED} + {_BURN_SLOPE} * {_LEFT}) / {_BURN_ALLOWANCE}"
-            )
-        },
+        {"{{budget}} {{subject}}": BUDGET_FORECAST},
         "Used plus the last hour's burn rate carried to the end of the period.",
     ),
     Panel(
@@ -178,7 +178,7 @@ PANELS: tuple[Panel, ...] = (
             "{{controller}} {{result}}": (
                 f"sum by (controller, result) (rate({RECONCILE_TOTAL}[5m]))"
             ),
-            "{{controller}} errors": f"sum by (controller) (rate({RECONCILE_ERRORS}[5m]))",
+            "{{controller}} errors": RECONCILE_ERROR_RATE,
         },
     ),
     Panel(
@@ -194,7 +194,7 @@ PANELS: tuple[Panel, ...] = (
         "Agent report age by node",
         "timeseries",
         "s",
-        {"{{node}}": f"time() - max by (node) ({AGENT_LAST_REPORT})"},
+        {"{{node}}": AGENT_REPORT_AGE},
         "Seconds since each node's agent last published its GPUNodeReport.",
     ),
 )
