@@ -29,7 +29,7 @@ from tests.contract.helm_chart import (
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
 OUR_KINDS = {"SandboxClass", "ComputeBudget"}
 # Custom kinds of other projects: kubernetes-validate only knows the built-in API.
-FOREIGN_KINDS = {"ServiceMonitor", "Certificate", "Issuer", "ClusterKopfPeering"}
+FOREIGN_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "ClusterKopfPeering"}
 
 
 def test_lint_strict_passes_with_default_and_production_values() -> None:
