@@ -11,7 +11,7 @@ FV       := .venv-focus-validator
 VENV_FV  := $(FV)/.installed-stamp
 FV_PIP   := $(FV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
 
-.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs focus-validate
+.PHONY: install demo test unit lint fmt crds chart bench clean podresources-stubs focus-validate k8s-proto prometheus images
 
 install: $(STAMP)
 
@@ -52,8 +52,17 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix operator tests benchmarks
 	$(VENV)/bin/ruff format operator tests benchmarks
 
-test: $(STAMP) $(VENV_CHECKOV) $(VENV_FV) lint
+test: $(STAMP) $(VENV_CHECKOV) $(VENV_FV) prometheus lint
 	$(PY) -m pytest
+
+# Debian's Prometheus for tests/integration/test_prometheus_dashboard.py; nothing to do when
+# installed, and without root or apt the test skips and says why.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends prometheus; \
+	else echo "prometheus not installed and no root/apt: its test will be skipped"; fi; }
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -70,6 +79,25 @@ chart: $(STAMP)
 podresources-stubs: $(STAMP)
 	cd operator && ../$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \
 		sandboxer/metering/podresources/api.proto
+
+# Upstream's Kubernetes protos for the embedded API's protobuf bodies; committed, and
+# tests/unit/test_devcluster_protobuf.py fails when descriptors.binpb drifts from them.
+# K8S_SRC holds k8s.io/api, apimachinery and apiextensions-apiserver checkouts at kubectl's version
+# (v0.35.2) as api/, apimachinery/, apiextensions-apiserver/.
+k8s-proto: $(STAMP)
+	test -d "$(K8S_SRC)/api" || { echo "set K8S_SRC to a folder with api/ apimachinery/ apiextensions-apiserver/ at v0.35.2"; exit 2; }
+	$(PY) -m sandboxer.devcluster.protobuf_gen $(K8S_SRC)
+
+# Build the operator and agent images with podman on a Debian base made by mmdebstrap (no
+# registry) and run them as non-root; minutes, so not part of `make test` (which skips it).
+# Sizes land in .cache/image-sizes.json. Installs Debian's podman, mmdebstrap, runc when missing.
+images: $(STAMP)
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends podman mmdebstrap runc; \
+	else echo "podman, mmdebstrap and runc are needed (Debian packages)"; exit 2; fi; }
+	SANDBOXER_BUILD_IMAGES=1 $(PY) -m pytest tests/images -v -p no:logging
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -132,7 +132,7 @@ def operator(
     ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Port of Prometheus /metrics."),
+        typer.Option(envvar="SANDBOXER_METRICS_PORT", help="Serve /metrics on this port."),
     ] = None,
     ledger: Annotated[
         str | None,
@@ -334,6 +334,10 @@ def dev(
             "--dev` yourself (sandboxes are refused until it runs).",
         ),
     ] = False,
+    prometheus_targets: Annotated[
+        Path | None,
+        typer.Option(help="Write a Prometheus file_sd JSON of every /metrics endpoint here."),
+    ] = None,
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
     import asyncio
@@ -355,6 +359,7 @@ def dev(
                 ledger_dir=ledger,
                 external_operator=external_operator,
                 echo=echo,
+                prometheus_targets=prometheus_targets,
             )
         )
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ from tests.contract.helm_chart import (
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
 OUR_KINDS = {"SandboxClass", "ComputeBudget"}
 # Custom kinds of other projects: kubernetes-validate only knows the built-in API.
-FOREIGN_KINDS = {"ServiceMonitor", "Certificate", "Issuer", "ClusterKopfPeering"}
+FOREIGN_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "ClusterKopfPeering"}
 
 
 def test_lint_strict_passes_with_default_and_production_values() -> None:
@@ -244,7 +244,7 @@ def test_dashboard_configmap_holds_the_panels() -> None:
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     board = json.loads(cm["data"]["sandboxer.json"])
     titles = " ".join(p["title"] for p in board["panels"]).lower()
-    for topic in ("gpu-hours per team", "utilization", "reclaimed", "budget", "refusals"):
+    for topic in ("gpu-hours by team", "busy share", "reclaimed", "budget burn", "refusals"):
         assert topic in titles
     for panel in board["panels"]:
         for target in panel["targets"]:

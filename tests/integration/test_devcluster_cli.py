@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
+
+import aiohttp
 
 from sandboxer.devcluster.binaries import kubectl
 
@@ -22,6 +25,7 @@ async def test_sandboxer_dev_serves_nodes_and_prints_usage(tmp_path: Path) -> No
         "dev", "--kubeconfig", str(config), "--nodes", "3", "--gpus-per-node", "2",
         "--gpu-model", "A100", "--ledger", str(tmp_path / "ledger"),
         "--sample-interval", "0.2", "--report-interval", "0.5",
+        "--prometheus-targets", str(tmp_path / "targets.json"),
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
     )  # fmt: skip
@@ -56,6 +60,25 @@ async def test_sandboxer_dev_serves_nodes_and_prints_usage(tmp_path: Path) -> No
                               f"gpunodereport/gpu-node-{i}")  # fmt: skip
         reports = await run_kubectl(config, tmp_path, "get", "gpunodereports", "-o", "name")
         assert reports.split() == [f"gpunodereport.sandboxer.io/gpu-node-{i}" for i in range(3)]
+
+        # Every /metrics endpoint of the playground, in Prometheus' file_sd form.
+        groups = json.loads((tmp_path / "targets.json").read_text())
+        assert [g["labels"].get("node") for g in groups] == [
+            None,
+            *(f"gpu-node-{i}" for i in range(3)),
+        ]
+        async with aiohttp.ClientSession() as http:
+            for group in groups:
+                (target,) = group["targets"]
+                async with http.get(f"http://{target}/metrics") as resp:
+                    assert resp.status == 200
+                    text = await resp.text()
+                wanted = (
+                    "sandboxer_sandbox_info"
+                    if "node" not in group["labels"]
+                    else ("sandboxer_agent_last_report_timestamp_seconds")
+                )
+                assert wanted in text, (group, text[:500])
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(proc.communicate(), timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -37,6 +38,8 @@ async def test_agent_command_publishes_and_serves_metrics(
     assert "sandboxer_gpu_allocated_seconds_total" in metrics
     assert patches and {r.user for r in patches} == {AGENT}  # the kubeconfig's token
     assert token.encode() not in stderr  # never logged
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]  # one JSON object each
+    assert lines and all(isinstance(line, dict) and line["level"] for line in lines)
 
 
 async def _run_agent(

@@ -54,9 +54,11 @@ class OperatorConfig:
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     # The namespace the operator runs in (downward API; the webhook Service's namespace).
     own_namespace: str | None = field(default_factory=lambda: os.environ.get("SANDBOXER_NAMESPACE"))
-    # Metrics (/metrics of the loop's figures) and the ledger; without a ledger_url the
-    # accounting / budget / idle loop (controller/loop_runner.py) does not run.
+    # /metrics (reconcile and sandbox metrics; the loop's too with a ledger) and the ledger;
+    # without a ledger_url the accounting / budget / idle loop (controller/loop_runner.py)
+    # does not run.
     metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod
     ledger_url: str | None = None
     export_enabled: bool = True
     export_sink: str | None = None  # None: under the ledger location

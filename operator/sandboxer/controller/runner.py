@@ -6,12 +6,14 @@ import asyncio
 import random
 import threading
 
+import aiohttp.web
 import kopf
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from sandboxer.controller import admission, loop_runner, sandboxes, startup
+from sandboxer.controller import admission, loop_runner, observed, sandboxes, startup
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient
+from sandboxer.observability.metrics import OperatorMetrics
 from sandboxer.sandbox_rules import AllowAllBudgets
 
 
@@ -23,6 +25,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     startup.register(registry)
     sandboxes.register(registry)
+    observed.register(registry)
     if config.ledger_url:
         loop_runner.register(registry)
     if config.webhook_port is not None:
@@ -49,10 +52,12 @@ async def run_operator(
         runner = memo["loop"] = loop_runner.LoopRunner(config, kube)
         if isinstance(config.budget_gate, AllowAllBudgets):
             config.budget_gate = loop_runner.LedgerBudgetGate(runner)
-    if config.metrics_port is not None:
-        running: loop_runner.LoopRunner | None = memo.get("loop")
-        registry = running.metrics.registry if running else CollectorRegistry()
-        start_http_server(config.metrics_port, registry=registry)
+    # Operator metrics always; the loop's (with --ledger) in the same registry.
+    running: loop_runner.LoopRunner | None = memo.get("loop")
+    registry = running.metrics.registry if running else CollectorRegistry()
+    memo["metrics"] = OperatorMetrics(registry)
+    port = config.metrics_port
+    server = await serve_metrics(registry, config.metrics_host, port) if port else None
     try:
         await kopf.operator(
             registry=build_registry(config),
@@ -68,4 +73,22 @@ async def run_operator(
             ready_flag=ready_flag,
         )
     finally:
+        if server is not None:
+            await server.cleanup()
         await kube.close()
+
+
+async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> aiohttp.web.AppRunner:
+    """/metrics on the operator's loop, stopped with it (prometheus_client's own server is a
+    thread that outlives the operator: several runs per process would collide)."""
+
+    async def metrics(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        body = generate_latest(registry)
+        return aiohttp.web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await aiohttp.web.TCPSite(runner, host, port).start()
+    return runner

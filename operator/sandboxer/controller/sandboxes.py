@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.api.sandbox import ExperimentSandboxStatus
 from sandboxer.api.sandboxclass import SandboxClassSpec
+from sandboxer.controller import observed
 from sandboxer.controller.children import Child, desired_children
 from sandboxer.controller.kube import KubeClient
 from sandboxer.manifests.exposure import exposure_url
@@ -40,7 +41,8 @@ def index_sandbox(*, body: kopf.Body, namespace: str | None, name: str, **_: Any
     keep = {
         "metadata": {"name": name, "namespace": namespace, "uid": meta.uid,
                      "generation": meta.get("generation"),
-                     "deletionTimestamp": meta.get("deletionTimestamp")},
+                     "deletionTimestamp": meta.get("deletionTimestamp"),
+                     "creationTimestamp": meta.get("creationTimestamp")},  # time to notebook
         "spec": dict(body.spec),
         "status": dict(body.status),
     }  # fmt: skip
@@ -133,7 +135,8 @@ async def reconcile(
         )
     if updating and (old or {}).get("spec", {}).get("suspend") != sandbox.spec.suspend:
         _announce_suspend(body, sandbox.spec.suspend)
-    changes, _new = _status(sandbox, body.status, cls, index_child_sts, index_child_pod)
+    changes, new = _status(sandbox, body.status, cls, index_child_sts, index_child_pod)
+    observed.ready_transition(memo, body.metadata, body.status, new.dump())
     patch.status.update(changes)
 
 
@@ -228,6 +231,7 @@ async def observe_sandbox(
     pod existed can land after a child event already wrote the newer status; seeing our own
     write come back here puts the observed state back (status is a function of the indexes)."""
     if type == "DELETED":
+        observed.forget(memo, body.metadata.uid)
         return
     raw = {k: dict(body.get(k) or {}) for k in ("metadata", "spec", "status")}
     await _rederive(raw, memo, index_class, index_child_sts, index_child_pod, need_class=True)
@@ -254,7 +258,8 @@ async def _rederive(
         cls = None  # the sandbox handler reports it; the URL falls back to the Service's
     if cls is None and need_class:
         return  # ClassNotFound / InvalidClass: the sandbox handler's condition stands
-    changes, _new = _status(sandbox, raw.get("status") or {}, cls, index_child_sts, index_child_pod)
+    changes, new = _status(sandbox, raw.get("status") or {}, cls, index_child_sts, index_child_pod)
+    observed.ready_transition(memo, raw["metadata"], raw.get("status") or {}, new.dump())
     if changes:
         await memo.kube.patch(
             API_VERSION,
@@ -271,6 +276,12 @@ def untyped(fn: Callable[..., Any]) -> Any:
     return fn
 
 
+# controller-runtime style reconcile metrics (controller/observed.py) around each handler.
+_reconcile = observed.observed("experimentsandbox", reconcile)
+_observe_child = observed.observed("experimentsandbox-status", observe_child)
+_observe_sandbox = observed.observed("experimentsandbox-status", observe_sandbox)
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     kopf.index(GROUP, VERSION, "sandboxclasses", id="index_class", registry=registry)(index_class)
     kopf.index(*SANDBOXES, id="index_sandbox", registry=registry)(index_sandbox)
@@ -279,9 +290,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
     )
     kopf.index("v1", "pods", labels=OURS, id="index_child_pod", registry=registry)(index_child)
     for decorate in (kopf.on.create, kopf.on.update, kopf.on.resume):
-        decorate(*SANDBOXES, id="reconcile", registry=registry)(untyped(reconcile))
+        decorate(*SANDBOXES, id="reconcile", registry=registry)(untyped(_reconcile))
     kopf.on.event("apps", "v1", "statefulsets", labels=OURS, registry=registry)(
-        untyped(observe_child)
+        untyped(_observe_child)
     )
-    kopf.on.event("v1", "pods", labels=OURS, registry=registry)(untyped(observe_child))
-    kopf.on.event(*SANDBOXES, id="observe_sandbox", registry=registry)(untyped(observe_sandbox))
+    kopf.on.event("v1", "pods", labels=OURS, registry=registry)(untyped(_observe_child))
+    kopf.on.event(*SANDBOXES, id="observe_sandbox", registry=registry)(untyped(_observe_sandbox))

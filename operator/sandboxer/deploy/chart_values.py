@@ -245,9 +245,23 @@ class GrafanaDashboard(Model):
     )
 
 
+class PrometheusRule(Model):
+    enabled: bool = Field(
+        True,
+        description="Create the PrometheusRule (stale agents, reconcile errors, budget "
+        "forecast) when the Prometheus Operator CRDs exist.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels your Prometheus selects rules by."
+    )
+
+
 class MonitoringValues(Model):
     service_monitor: ServiceMonitor = Field(
         default_factory=ServiceMonitor, description="Prometheus Operator ServiceMonitors."
+    )
+    prometheus_rule: PrometheusRule = Field(
+        default_factory=PrometheusRule, description="Prometheus Operator alert rules."
     )
     grafana_dashboard: GrafanaDashboard = Field(
         default_factory=GrafanaDashboard, description="Grafana dashboard ConfigMap."

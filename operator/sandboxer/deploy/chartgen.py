@@ -3,6 +3,7 @@
 - `values.yaml`, `values.schema.json` and the README values table from `ChartValues`;
 - `files/rbac.yaml` from `sandboxer.rbac` (the ClusterRole templates include it);
 - `files/dashboard.json` from `sandboxer.deploy.dashboard`.
+- `files/alerts.yaml` (the PrometheusRule's groups) from `sandboxer.deploy.alerts`.
 
 `python -m sandboxer.deploy.chartgen --chart helm/sandboxer [--check]`; with `--check` nothing is
 written and the exit code says whether the committed files drifted.
@@ -23,6 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from sandboxer import rbac
+from sandboxer.deploy import alerts
 from sandboxer.deploy.chart_values import ChartValues
 from sandboxer.deploy.dashboard import dashboard
 
@@ -117,6 +119,11 @@ def rbac_yaml() -> str:
     return HEADER.format(source="sandboxer.rbac") + body
 
 
+def alerts_yaml() -> str:
+    body = yaml.safe_dump(alerts.rules(), default_flow_style=False, sort_keys=False, width=200)
+    return HEADER.format(source="sandboxer.deploy.alerts") + body
+
+
 def dashboard_json() -> str:
     return json.dumps(dashboard(), indent=2, sort_keys=True) + "\n"
 
@@ -129,6 +136,7 @@ def generated(chart: Path) -> dict[Path, str]:
         chart / "values.schema.json": json.dumps(values_schema(), indent=2) + "\n",
         chart / "files" / "rbac.yaml": rbac_yaml(),
         chart / "files" / "dashboard.json": dashboard_json(),
+        chart / "files" / "alerts.yaml": alerts_yaml(),
         readme: readme_with_table(readme.read_text()),
     }
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from sandboxer.api.kinds import EXPERIMENT_SANDBOX
 from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.devcluster.nodes import NodeSpec, product
+from sandboxer.devcluster.operatorthread import free_port
 from sandboxer.devcluster.scheduler import PODS, Allocation
 from sandboxer.devcluster.store import ResKey
 from sandboxer.manifests.labels import SANDBOX_LABEL
@@ -114,6 +115,7 @@ class NodeAgents:
                 gpus=simulated_gpus(spec),
                 sample_interval=self.sample_interval,
                 report_interval=self.report_interval,
+                metrics_port=free_port(),
             )
             await node.start()
             self.nodes[name] = node

@@ -47,6 +47,8 @@ def playground_config(
         class_retry_delay=2.0,
         ledger_url=ledger_url,
         loop_interval=loop_interval,
+        metrics_port=free_port(),
+        metrics_host="127.0.0.1",
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, Self
 
 import yaml
 
-from sandboxer.devcluster import chartwebhooks
+from sandboxer.devcluster import chartwebhooks, prometheus
 from sandboxer.devcluster.cluster import Companion, DevCluster
 from sandboxer.devcluster.devsettings import EXTENSION, DevSettings
 from sandboxer.devcluster.kubeconfig import OPERATOR_ENTRY
@@ -75,7 +75,9 @@ class Playground:
         container_start: float = 0.5,
         operator_overrides: Mapping[str, Any] | None = None,
         companions: Sequence[Companion] = (),
+        prometheus_targets: Path | None = None,
     ) -> None:
+        self.prometheus_targets = prometheus_targets
         self.nodes, self.gpus_per_node, self.gpu_model = nodes, gpus_per_node, gpu_model
         self.ledger_dir, self.loop_interval = ledger_dir, loop_interval
         self.examples = examples
@@ -144,6 +146,8 @@ class Playground:
             self.operator = OperatorThread(config)
             await self.operator.start()
             await self._webhooks_registered()
+        if self.prometheus_targets is not None:
+            prometheus.write(self.prometheus_targets, self.metrics_targets())
         # Last: the file's appearance is the signal that everything above is in place.
         cluster.write_kubeconfig(self.kubeconfig_path, extensions=extensions)
 
@@ -163,6 +167,13 @@ class Playground:
             loop_interval=self.loop_interval,
             operator_context=OPERATOR_ENTRY,
         )
+
+    def metrics_targets(self) -> list[dict[str, Any]]:
+        """Every /metrics endpoint the playground serves, as Prometheus file_sd groups."""
+        operator_port = self.operator.config.metrics_port if self.operator else None
+        agents = self.agents.nodes if self.agents is not None else {}
+        ports = {name: n.metrics_port for name, n in agents.items() if n.metrics_port}
+        return prometheus.file_sd(operator_port, ports)
 
     async def _webhooks_registered(self) -> None:
         """kopf creates its webhook configurations after it reports ready; users' first
@@ -243,6 +254,7 @@ async def serve(
     external_operator: bool = False,
     stop: asyncio.Event | None = None,
     echo: Callable[[str], None] = print,
+    prometheus_targets: Path | None = None,
 ) -> None:
     # One access-log line per agent report and kubectl call would bury the operator's lines.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -256,10 +268,13 @@ async def serve(
         kubeconfig=kubeconfig,
         examples=EXAMPLES,
         external_operator=external_operator,
+        prometheus_targets=prometheus_targets,
     ) as pg:
         echo(
             instructions(
                 kubeconfig, pg.cluster.url, nodes, gpus_per_node, gpu_model, external_operator
             )
         )
+        if prometheus_targets is not None:
+            echo(f"  Prometheus file_sd targets written to {prometheus_targets}")
         await (stop or asyncio.Event()).wait()

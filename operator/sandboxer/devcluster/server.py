@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp.web
 import yaml
 
-from sandboxer.devcluster import routes, tables
+from sandboxer.devcluster import protobuf, routes, tables
 from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.auth import User, Users
 from sandboxer.devcluster.errors import ApiError, bad_request, unsupported_media_type
@@ -158,6 +158,8 @@ class HttpApi:
 
     async def _body(self, request: aiohttp.web.BaseRequest, yaml_ok: bool = False) -> Any:
         content_type = request.headers.get("Content-Type", "")
+        if protobuf.is_protobuf(content_type) and request.method != "PATCH":
+            return protobuf.decode(await request.read(), content_type)
         if "protobuf" in content_type or "cbor" in content_type:
             raise unsupported_media_type(content_type, [JSON, "application/yaml"])
         raw = await request.read()

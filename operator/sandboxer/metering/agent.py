@@ -102,6 +102,7 @@ class Agent:
         self.sequence = 0
         self.samples = self.sample_errors = self.reports = self.report_errors = 0
         self.last_sample_at: datetime | None = None
+        self.last_report_at: datetime | None = None
         self._uids: dict[tuple[str, str], str] = {}
         self._pid_uids: dict[int, str | None] = {}
         self._last_lookup: datetime | None = None
@@ -223,6 +224,7 @@ class Agent:
             return
         self.sequence = status.sequence
         self.reports += 1
+        self.last_report_at = self.clock()
 
     # --- loop and HTTP -------------------------------------------------------------------------
     async def run(self, *, serve: bool = True) -> None:
@@ -262,6 +264,7 @@ class Agent:
             reports=self.reports,
             report_errors=self.report_errors,
             api_writes=self.publisher.writes,
+            last_report_at=self.last_report_at.timestamp() if self.last_report_at else None,
         )
 
     def app(self) -> web.Application:

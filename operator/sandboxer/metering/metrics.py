@@ -38,6 +38,7 @@ class AgentView:
     reports: int
     report_errors: int
     api_writes: int
+    last_report_at: float | None = None  # Unix time of the last published GPUNodeReport
 
 
 class AgentCollector(Collector):
@@ -121,6 +122,14 @@ class AgentCollector(Collector):
         up = GaugeMetricFamily("sandboxer_agent_nvml_up", "1 when NVML answered the last sample.")
         up.add_metric([], 1.0 if v.nvml_up else 0.0)
         yield up
+        fresh = GaugeMetricFamily(
+            "sandboxer_agent_last_report_timestamp_seconds",
+            "When this node's GPUNodeReport was last published (time() minus it: freshness). "
+            "The node is the scrape's `node` target label, as the chart relabels it.",
+        )
+        if v.last_report_at is not None:
+            fresh.add_metric([], v.last_report_at)
+        yield fresh
         for name, help_text, value in (
             ("sandboxer_agent_samples", "Samples taken.", v.samples),
             (

@@ -50,8 +50,10 @@ class SimulatedNode:
         migs_per_gpu: int = 0,
         sample_interval: float = 10.0,
         report_interval: float = 30.0,
+        metrics_port: int | None = None,
     ) -> None:
         self.node = node
+        self.metrics_port = metrics_port  # /metrics and /healthz on loopback when set
         self.socket_path = str(socket_path)
         self._allocations = allocations
         # Explicit devices let the playground use the UUIDs its scheduler hands out.
@@ -68,7 +70,11 @@ class SimulatedNode:
         self._client = PodResourcesClient(self.socket_path, timeout=10)
         self.agent = Agent(
             AgentConfig(
-                node=node, sample_interval=sample_interval, report_interval=report_interval
+                node=node,
+                sample_interval=sample_interval,
+                report_interval=report_interval,
+                metrics_host="127.0.0.1",
+                metrics_port=metrics_port or 0,
             ),
             backend=self.nvml,
             kubelet=self._client,
@@ -84,7 +90,8 @@ class SimulatedNode:
 
     async def start(self) -> None:
         await self.kubelet.start(self.socket_path)
-        self._task = asyncio.create_task(self.agent.run(serve=False), name=f"agent-{self.node}")
+        serve = self.metrics_port is not None
+        self._task = asyncio.create_task(self.agent.run(serve=serve), name=f"agent-{self.node}")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -17,6 +17,9 @@ RECONCILE_BUCKETS: tuple[float, ...] = (
     1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50,
     60,
 )  # fmt: skip
+# Time to notebook: image pull and Jupyter start, seconds to tens of minutes.
+TIME_TO_READY_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600)
+RESULTS = ("success", "error", "requeue", "requeue_after")
 PREFIX = "sandboxer"
 
 
@@ -61,6 +64,20 @@ class OperatorMetrics:
             ["name"],
             registry=r,
         )
+
+        self.time_to_ready_seconds = Histogram(
+            f"{PREFIX}_sandbox_time_to_ready_seconds",
+            "Seconds from a sandbox's creation to its first Ready=True (time to notebook)",
+            buckets=TIME_TO_READY_BUCKETS,
+            registry=r,
+        )
+
+    def init_controller(self, controller: str) -> None:
+        """As controller-runtime does at start: every result series at 0, so rates are 0, not
+        missing, until something happens."""
+        for result in RESULTS:
+            self.reconcile_total.labels(controller=controller, result=result)
+        self.reconcile_errors_total.labels(controller=controller)
 
     def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
         """Record one reconciliation; result is success|error|requeue|requeue_after."""
