@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sandboxer.devcluster.binaries import kubectl as kubectl_binary
@@ -188,6 +189,7 @@ async def external_dev(tmp_path: Path) -> AsyncIterator[tuple[Path, Path]]:
         sys.executable, "-c", CLI, "dev", "--external-operator", "--kubeconfig", str(config),
         "--nodes", "1", "--gpus-per-node", "4", "--ledger", str(ledger),
         "--sample-interval", "0.2", "--report-interval", "0.5",
+        "--prometheus-targets", str(tmp_path / "targets.json"),
         stdout=log, stderr=log,
     )  # fmt: skip
     log.close()
@@ -231,6 +233,12 @@ async def test_external_operator_is_started_killed_and_started_again(
     await ready(config, "first")
     first = (await ctl(config, "alice", "get", "esb", "first", "-o", "json")).json()
     assert first["spec"]["owner"] == "alice"
+    # --prometheus-targets names where the external operator serves /metrics, and it does.
+    groups = json.loads((tmp_path / "targets.json").read_text())
+    [target] = [g["targets"][0] for g in groups if g["labels"]["job"] == "sandboxer-operator"]
+    async with aiohttp.ClientSession() as http, http.get(f"http://{target}/metrics") as resp:
+        assert resp.status == 200
+        assert "controller_runtime_reconcile_total" in await resp.text()
 
     assert await operator.stop(signal.SIGKILL) == -signal.SIGKILL
     while_down = await ctl(config, "alice", "create", "-f", "-", input=sandbox("down"), check=False)

@@ -30,6 +30,7 @@ class DevSettings:
     ledger_url: str | None
     loop_interval: float
     operator_context: str  # the kubeconfig context (and user) the operator authenticates as
+    metrics_port: int | None = None  # where --prometheus-targets expects the operator's /metrics
 
     def extension(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class DevSettings:
             "ledger": self.ledger_url,
             "loopInterval": self.loop_interval,
             "operatorContext": self.operator_context,
+            "metricsPort": self.metrics_port,
         }
 
 
@@ -85,6 +87,7 @@ def load(explicit: str | None = None) -> DevConnection | None:
                 ledger_url=ext.get("ledger"),
                 loop_interval=float(ext.get("loopInterval") or 10.0),
                 operator_context=str(ext["operatorContext"]),
+                metrics_port=int(ext["metricsPort"]) if ext.get("metricsPort") else None,
             )
             context = _named(doc.get("contexts"), settings.operator_context, "context")
             user = _named(doc.get("users"), str(context.get("user", "")), "user")
@@ -128,6 +131,7 @@ def join_playground(
         webhook_managed=None,  # the playground installed the chart's configurations
         operator_users=(*config.operator_users, OPERATOR_USER),
         ledger_url=ledger_url or s.ledger_url,
+        metrics_port=config.metrics_port or s.metrics_port,
         loop_interval=loop_interval or s.loop_interval,
         class_retry_delay=2.0,
     )

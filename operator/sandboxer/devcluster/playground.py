@@ -166,11 +166,15 @@ class Playground:
             ledger_url=ledger,
             loop_interval=self.loop_interval,
             operator_context=OPERATOR_ENTRY,
+            metrics_port=free_port(),
         )
 
     def metrics_targets(self) -> list[dict[str, Any]]:
         """Every /metrics endpoint the playground serves, as Prometheus file_sd groups."""
-        operator_port = self.operator.config.metrics_port if self.operator else None
+        if self.operator is not None:
+            operator_port = self.operator.config.metrics_port
+        else:  # the external operator serves where the kubeconfig tells it to
+            operator_port = self.dev_settings.metrics_port if self.dev_settings else None
         agents = self.agents.nodes if self.agents is not None else {}
         ports = {name: n.metrics_port for name, n in agents.items() if n.metrics_port}
         return prometheus.file_sd(operator_port, ports)
