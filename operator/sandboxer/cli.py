@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
+
+from sandboxer.cli_options import (
+    LogFormat,
+    LogLevel,
+    configure_logging,
+    operator_config,
+    seconds,
+)
 
 app = typer.Typer(
     name="sandboxer",
@@ -29,44 +37,6 @@ def crds(
     else:
         for path in write_all(out):
             typer.echo(f"Wrote {path}")
-
-
-LogFormat = Literal["auto", "json", "console"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-EXPORT_FORMATS = ("parquet", "csv")
-
-
-def _seconds(value: str) -> float:
-    """A duration as seconds: Go-style ("10s", "1h30m") as the chart passes, or a plain number."""
-    from sandboxer.api.types import parse_duration
-
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parse_duration(value).total_seconds()
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-    if seconds <= 0:
-        raise typer.BadParameter(f"{value!r} must be longer than zero")
-    return seconds
-
-
-def _configure_logging(log_format: LogFormat, log_level: LogLevel) -> None:
-    from sandboxer.observability.logging import configure
-
-    configure(json={"auto": None, "json": True, "console": False}[log_format], level=log_level)
-
-
-def _cert_dir(folder: Path) -> tuple[str, str, str | None]:
-    """tls.crt, tls.key and (if there) ca.crt of a mounted kubernetes.io/tls Secret."""
-    cert, key, ca = folder / "tls.crt", folder / "tls.key", folder / "ca.crt"
-    if not cert.is_file() or not key.is_file():
-        raise typer.BadParameter(
-            f"{folder} must hold tls.crt and tls.key (a kubernetes.io/tls Secret mounted whole)",
-            param_hint="--webhook-cert-dir / SANDBOXER_WEBHOOK_CERT_DIR",
-        )
-    return str(cert), str(key), str(ca) if ca.is_file() else None
 
 
 @app.command()
@@ -149,7 +119,7 @@ def operator(
     export_interval: Annotated[
         float,
         typer.Option(
-            envvar="SANDBOXER_EXPORT_INTERVAL", parser=_seconds, help="How often to export (1h)."
+            envvar="SANDBOXER_EXPORT_INTERVAL", parser=seconds, help="How often to export (1h)."
         ),
     ] = 3600.0,
     export_formats: Annotated[
@@ -158,7 +128,7 @@ def operator(
     loop_interval: Annotated[
         float | None,
         typer.Option(
-            envvar="SANDBOXER_LOOP_INTERVAL", parser=_seconds, help="Accounting loop pass (10s)."
+            envvar="SANDBOXER_LOOP_INTERVAL", parser=seconds, help="Accounting loop pass (10s)."
         ),
     ] = None,
     no_budget: Annotated[
@@ -172,7 +142,7 @@ def operator(
         float,
         typer.Option(
             envvar="SANDBOXER_MIN_RUNTIME",
-            parser=_seconds,
+            parser=seconds,
             help="Refuse a start when the budget left would last less than this (1h).",
         ),
     ] = 3600.0,
@@ -184,70 +154,33 @@ def operator(
     """Run the operator against the current kubeconfig (or in-cluster config)."""
     import asyncio
 
-    from sandboxer.budgets.gate import no_budget_policy
-    from sandboxer.controller.config import OperatorConfig
     from sandboxer.controller.runner import run_operator
-    from sandboxer.loop.settings import LoopSettings
 
-    if namespace and all_namespaces:
-        raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
-    formats = tuple(f.strip() for f in export_formats.split(",") if f.strip())
-    if not formats or set(formats) - set(EXPORT_FORMATS):
-        raise typer.BadParameter(
-            f"{export_formats!r}: use a comma-separated list of {', '.join(EXPORT_FORMATS)}",
-            param_hint="--export-formats / SANDBOXER_EXPORT_FORMATS",
-        )
-    cert, key, ca = (str(webhook_cert) if webhook_cert else None), None, None
-    key = str(webhook_key) if webhook_key else None
-    if webhook_cert_dir is not None:
-        if cert or key:
-            raise typer.BadParameter(
-                "use either --webhook-cert-dir or --webhook-cert/--webhook-key"
-            )
-        cert, key, ca = _cert_dir(webhook_cert_dir)
-    _configure_logging(log_format, log_level)
-    config = OperatorConfig(
-        namespaces=tuple(namespace or ()),
+    config = operator_config(
+        namespace=namespace,
+        all_namespaces=all_namespaces,
         webhook_port=webhook_port,
         webhook_host=webhook_host,
-        webhook_managed="sandboxer.io" if webhook_managed else None,
-        webhook_cert=cert,
-        webhook_key=key,
-        webhook_ca=ca,
+        webhook_cert=webhook_cert,
+        webhook_key=webhook_key,
+        webhook_cert_dir=webhook_cert_dir,
+        webhook_managed=webhook_managed,
         webhook_service=webhook_service,
         dev=dev,
-        peering=peering is not None,
-        peering_name=peering or "sandboxer",
-        liveness_endpoint=liveness,
+        peering=peering,
+        liveness=liveness,
         metrics_port=metrics_port,
-        ledger_url=ledger,
-        export_enabled=export,
+        ledger=ledger,
+        export=export,
         export_sink=export_sink,
         export_interval=export_interval,
-        export_formats=formats,
-        loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
+        export_formats=export_formats,
+        loop_interval=loop_interval,
         no_budget=no_budget,
         min_runtime=min_runtime,
+        log_format=log_format,
+        log_level=log_level,
     )
-    if dev:
-        from sandboxer.devcluster.devsettings import join_playground
-
-        try:
-            joined = join_playground(config, webhook_port, ledger, loop_interval)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="KUBECONFIG") from exc
-        if joined is not None:
-            config, where = joined
-            typer.echo(where, err=True)
-    try:
-        no_budget_policy(no_budget)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--no-budget / SANDBOXER_NO_BUDGET") from exc
-    if webhook_service and not config.own_namespace:
-        raise typer.BadParameter(
-            "needs SANDBOXER_NAMESPACE, the namespace of the webhook Service",
-            param_hint="--webhook-service",
-        )
     asyncio.run(run_operator(config))
 
 
@@ -270,7 +203,7 @@ def agent(
         float,
         typer.Option(
             envvar="SANDBOXER_SAMPLE_INTERVAL",
-            parser=_seconds,
+            parser=seconds,
             help="Time between samples: seconds or a duration (10s).",
         ),
     ] = 10.0,
@@ -278,7 +211,7 @@ def agent(
         float,
         typer.Option(
             envvar="SANDBOXER_REPORT_INTERVAL",
-            parser=_seconds,
+            parser=seconds,
             help="Time between reports: seconds or a duration (30s).",
         ),
     ] = 30.0,
@@ -295,7 +228,7 @@ def agent(
     """Run the node metering agent (NVML + kubelet PodResources)."""
     from sandboxer.metering.main import run_agent
 
-    _configure_logging(log_format, log_level)
+    configure_logging(log_format, log_level)
     try:
         run_agent(
             node=node_name,

@@ -15,7 +15,8 @@ import pytest
 import typer
 
 from sandboxer.chargeback.settings import ExportSettings
-from sandboxer.cli import _seconds, app
+from sandboxer.cli import app
+from sandboxer.cli_options import seconds as _seconds
 from tests.contract.helm_chart import find, objects, production_text, template_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
