@@ -7,7 +7,7 @@ Every refusal names the field, the limit and what to change (DESIGN.md invariant
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -16,6 +16,7 @@ from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.api.types import parse_duration, parse_quantity
 from sandboxer.manifests import inputs
 from sandboxer.manifests.inputs import Sandbox
+from sandboxer.manifests.labels import ADMISSION_ANNOTATION, OWNER_GROUPS_ANNOTATION
 from sandboxer.manifests.statefulset import RESERVED_ENV
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
@@ -51,6 +52,35 @@ def owner_to_stamp(
     if operation == "UPDATE" and new_owner is None and old_owner is not None:
         return old_owner
     return None
+
+
+def unattributed(owner: str | None, annotations: Mapping[str, str]) -> tuple[str, str] | None:
+    """(reason, message) when nobody can be billed for a sandbox, so it must not run.
+
+    Without the webhooks (down, deleted, failurePolicy Ignore, created before the operator was
+    installed) a sandbox is stored as sent: no spec.owner, no owner-groups for Group budgets.
+    """
+    what_to_do = (
+        "Delete it and create it again once admission runs (`kubectl get "
+        "mutatingwebhookconfigurations` lists sandboxer.io), or an admin sets spec.owner and "
+        f"the {OWNER_GROUPS_ANNOTATION} annotation (the owner's groups, comma-separated, may be "
+        "empty)."
+    )
+    if not owner:
+        return "OwnerUnknown", f"No spec.owner: admission did not run for it. {what_to_do}"
+    if ADMISSION_ANNOTATION not in annotations and OWNER_GROUPS_ANNOTATION not in annotations:
+        return (
+            "OwnerUnknown",
+            f"The groups of {owner!r} are unknown (admission did not run), so Group budgets "
+            f"cannot be charged. {what_to_do}",
+        )
+    return None
+
+
+def owner_groups(annotations: Mapping[str, str]) -> tuple[str, ...]:
+    """The owner's groups as the mutating webhook stamped them."""
+    raw = annotations.get(OWNER_GROUPS_ANNOTATION, "")
+    return tuple(g for g in (part.strip() for part in raw.split(",")) if g)
 
 
 def _too_big(value: str, limit: str | None) -> bool:
@@ -210,11 +240,18 @@ class BudgetDecision:
 class BudgetGate(Protocol):
     """The budget check at admission (the operator sets one in OperatorConfig.budget_gate)."""
 
+    @property
+    def ready(self) -> bool:
+        """Whether a refusal could be decided now (the budget figures are in)."""
+        ...
+
     async def check(self, request: BudgetRequest) -> BudgetDecision: ...
 
 
 class AllowAllBudgets:
     """The gate without a ledger (no accounting loop runs): every request is inside budget."""
+
+    ready = True
 
     async def check(self, request: BudgetRequest) -> BudgetDecision:
         return BudgetDecision(allowed=True)

@@ -17,6 +17,7 @@ from sandboxer.chargeback.settings import ExportSettings
 from tests.contract.helm_chart import (
     CHART,
     NAMESPACE,
+    PRODUCTION_APIS,
     PRODUCTION_VALUES,
     default_text,
     find,
@@ -317,3 +318,34 @@ def test_chart_crds_validate_as_kubernetes_objects() -> None:
     }  # fmt: skip
     for crd in crds:
         kubernetes_validate.validate(crd, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+APIS = tuple(arg for api in PRODUCTION_APIS for arg in ("--api-versions", api))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("-f", str(PRODUCTION_VALUES), *APIS),
+        ("--set", "webhook.certManager.enabled=true", "--api-versions", "cert-manager.io/v1"),
+        (
+            "--set",
+            "webhook.namespaceSelector.matchLabels.team=ml",
+            "--set",
+            "webhook.timeoutSeconds=30",
+        ),
+    ],
+    ids=["default", "production", "cert-manager", "selector"],
+)
+def test_no_values_turn_the_webhooks_fail_open(extra: tuple[str, ...]) -> None:
+    """Fail-open admission lets sandboxes in unowned and unchecked; no value offers it."""
+    hooks = _webhooks(objects(template_text(*extra)))
+    assert len(hooks) == 2
+    assert {hook["failurePolicy"] for _, _, hook in hooks} == {"Fail"}
+
+
+@pytest.mark.parametrize("key", ["webhook.failurePolicy", "webhook.ignoreFailures"])
+def test_a_failure_policy_value_is_refused_by_the_schema(key: str) -> None:
+    error = template_error("--set", f"{key}=Ignore")
+    assert key.split(".")[1] in error

@@ -20,7 +20,12 @@ from tests.integration.conftest import ROOT, Kubectl, eventually
 SANDBOX = {
     "apiVersion": "sandboxer.io/v1alpha1",
     "kind": "ExperimentSandbox",
-    "metadata": {"name": "log-nb", "namespace": "default"},
+    # As admission would have stored it (no webhooks run here): the owner and their groups.
+    "metadata": {
+        "name": "log-nb",
+        "namespace": "default",
+        "annotations": {"sandboxer.io/owner-groups": ""},
+    },
     "spec": {"class": "h100", "gpus": 1, "owner": "alice"},
 }
 

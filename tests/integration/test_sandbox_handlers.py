@@ -19,6 +19,7 @@ import pytest
 
 from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.devcluster.operatorthread import OPERATOR_USER
+from sandboxer.manifests.labels import OWNER_GROUPS_ANNOTATION as OWNER_GROUPS
 from tests.integration.operator_api import (
     ESB,
     NS,
@@ -52,7 +53,8 @@ def sandbox(name: str = "nb", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "sandboxer.io/v1alpha1",
         "kind": "ExperimentSandbox",
-        "metadata": {"name": name, "namespace": NS},
+        # Stored as the webhooks would leave it (no webhooks run here): owner and groups.
+        "metadata": {"name": name, "namespace": NS, "annotations": {OWNER_GROUPS: ""}},
         "spec": {"class": "h100", "gpus": 2, "owner": "alice", **spec},
     }
 

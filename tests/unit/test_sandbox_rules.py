@@ -12,7 +12,9 @@ from sandboxer.sandbox_rules import (
     BudgetRequest,
     Requester,
     is_operator,
+    owner_groups,
     owner_to_stamp,
+    unattributed,
     validate_sandbox,
 )
 from tests.sandbox_fixtures import example_class
@@ -144,3 +146,36 @@ def test_operator_identity_by_user_or_group() -> None:
 async def test_default_budget_gate_allows() -> None:
     request = BudgetRequest("CREATE", "alice", "team-a", "nb", "h100", 1, 1.0, dry_run=False)
     assert (await AllowAllBudgets().check(request)).allowed
+
+
+@pytest.mark.parametrize(
+    ("owner", "annotations", "unknown"),
+    [
+        (None, {}, "No spec.owner"),
+        ("", {"sandboxer.io/admission": "webhook"}, "No spec.owner"),
+        ("alice", {}, "groups of 'alice' are unknown"),
+        ("alice", {"sandboxer.io/owner-groups": ""}, None),  # an admin said: no groups
+        ("alice", {"sandboxer.io/admission": "webhook"}, None),  # the operator created it
+    ],
+)
+def test_a_sandbox_nobody_can_be_billed_for_is_named(
+    owner: str | None, annotations: dict[str, str], unknown: str | None
+) -> None:
+    problem = unattributed(owner, annotations)
+    if unknown is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        reason, message = problem
+        assert reason == "OwnerUnknown"
+        assert unknown in message
+        assert "spec.owner" in message and "sandboxer.io/owner-groups" in message
+
+
+def test_owner_groups_read_as_stamped() -> None:
+    assert owner_groups({"sandboxer.io/owner-groups": "team-ml, system:authenticated"}) == (
+        "team-ml",
+        "system:authenticated",
+    )
+    assert owner_groups({"sandboxer.io/owner-groups": ""}) == ()
+    assert owner_groups({}) == ()

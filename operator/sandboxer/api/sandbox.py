@@ -15,7 +15,7 @@ from sandboxer.api.types import (
     Timestamp,
 )
 
-SuspendedReason = Literal["User", "Idle", "BudgetExhausted", "Lifetime"]
+SuspendedReason = Literal["User", "Idle", "BudgetExhausted", "Lifetime", "BudgetRefused"]
 Phase = Literal["Pending", "Provisioning", "Ready", "Suspending", "Suspended", "Failed"]
 
 # StatefulSets add a controller-revision-hash label "<name>-<10 chars>", which must stay <= 63.

@@ -17,7 +17,7 @@ from sandboxer.api.sandbox import ExperimentSandboxSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.sandboxes import SANDBOXES, untyped
-from sandboxer.manifests.labels import OWNER_GROUPS_ANNOTATION
+from sandboxer.manifests.labels import ADMISSION_ANNOTATION, OWNER_GROUPS_ANNOTATION
 from sandboxer.sandbox_rules import (
     BudgetRequest,
     Operation,
@@ -64,11 +64,15 @@ def stamp_owner(
     )
     if owner is not None and owner != _spec(body).get("owner"):
         patch.spec["owner"] = owner
-    if operation == "CREATE" and not who.is_operator:
+    if operation != "CREATE":
+        return
+    annotations = patch.metadata.setdefault("annotations", {})
+    # The operator provisions only what admission saw (controller/attribution.py); a value the
+    # user sent is overwritten. The validating webhook runs after this one, or nothing is stored.
+    annotations[ADMISSION_ANNOTATION] = "webhook"
+    if not who.is_operator:
         # Group budgets need the owner's groups later too, when no request is in hand.
-        patch.metadata.setdefault("annotations", {})[OWNER_GROUPS_ANNOTATION] = ",".join(
-            sorted(who.groups)
-        )
+        annotations[OWNER_GROUPS_ANNOTATION] = ",".join(sorted(who.groups))
 
 
 async def check_sandbox(

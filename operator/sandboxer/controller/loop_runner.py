@@ -86,6 +86,11 @@ class LedgerBudgetGate:
     def __init__(self, runner: LoopRunner) -> None:
         self.runner = runner
 
+    @property
+    def ready(self) -> bool:
+        """After the first pass: before it, running sandboxes and usage are not known."""
+        return self.runner.accounting is not None and self.runner.passes > 0
+
     async def check(self, request: BudgetRequest) -> BudgetDecision:
         if self.runner.accounting is None or self.runner.indexes is None:
             return BudgetDecision(True)  # not started yet: the loop enforces once it runs

@@ -8,6 +8,7 @@ labels), never from what we asked for, and is written only when it changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import kopf
@@ -17,17 +18,24 @@ from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.api.sandbox import ExperimentSandboxStatus
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.controller import observed
+from sandboxer.controller.attribution import check_unadmitted, needs_budget_check, warn_refused
 from sandboxer.controller.children import Child, desired_children
 from sandboxer.controller.kube import KubeClient
 from sandboxer.manifests.exposure import exposure_url
 from sandboxer.manifests.inputs import Sandbox
-from sandboxer.manifests.labels import SANDBOX_LABEL
+from sandboxer.manifests.labels import (
+    ADMISSION_ANNOTATION,
+    OWNER_GROUPS_ANNOTATION,
+    SANDBOX_LABEL,
+)
 from sandboxer.manifests.service import service_url
 from sandboxer.manifests.status import condition_patch, derive_status, status_patch
 from sandboxer.observability.logging import get_logger
+from sandboxer.sandbox_rules import unattributed
 
 SANDBOXES = (GROUP, VERSION, "experimentsandboxes")
 OURS = {SANDBOX_LABEL: kopf.PRESENT}
+KEPT_ANNOTATIONS = (OWNER_GROUPS_ANNOTATION, ADMISSION_ANNOTATION)
 log = get_logger("sandboxer.controller")
 
 
@@ -38,11 +46,16 @@ def index_class(*, name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, An
 def index_sandbox(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
     # What status derivation needs; not kopf's annotations (a second copy of the spec).
     meta = body.metadata
+    annotations = meta.get("annotations") or {}
     keep = {
         "metadata": {"name": name, "namespace": namespace, "uid": meta.uid,
                      "generation": meta.get("generation"),
+                     "resourceVersion": meta.get("resourceVersion"),  # the loop's parse cache
                      "deletionTimestamp": meta.get("deletionTimestamp"),
-                     "creationTimestamp": meta.get("creationTimestamp")},  # time to notebook
+                     "creationTimestamp": meta.get("creationTimestamp"),  # time to notebook
+                     # Group budgets match on the owner's groups; attribution reads both.
+                     "annotations": {k: annotations[k] for k in KEPT_ANNOTATIONS
+                                     if k in annotations}},
         "spec": dict(body.spec),
         "status": dict(body.status),
     }  # fmt: skip
@@ -108,6 +121,9 @@ async def reconcile(
     except ValidationError as exc:
         _refuse(body, patch, "InvalidSpec", f"The spec cannot work: {exc}", permanent=True)
     delay = memo.config.class_retry_delay
+    annotations = dict(body.metadata.annotations or {})
+    if (problem := unattributed(sandbox.spec.owner, annotations)) is not None:
+        _refuse(body, patch, *problem, delay=delay)  # no children: nobody could be billed
     try:
         cls = _class(index_class, sandbox.spec.class_)
     except ValidationError as exc:
@@ -123,6 +139,19 @@ async def reconcile(
             "use one listed by `kubectl get sandboxclasses`.",
             delay=delay,
         )
+    raw_status = dict(body.status or {})
+    provisioned = _first(index_child_sts, (sandbox.namespace, sandbox.name)) is not None
+    if needs_budget_check(sandbox, annotations, provisioned):
+        allowed, message = await check_unadmitted(
+            sandbox, annotations, cls, memo.config.budget_gate, memo.kube
+        )
+        if not message:
+            _refuse(body, patch, "AwaitingBudgets", "Created without admission: it starts "
+                    "once the budgets' figures are in to check it.", delay=delay)  # fmt: skip
+        if not allowed:
+            warn_refused(body, message)
+            sandbox = replace(sandbox, spec=sandbox.spec.model_copy(update={"suspend": True}))
+            raw_status["suspendedReason"] = "BudgetRefused"
     children = desired_children(sandbox, cls, memo.config.ingress_namespaces)
     kopf.adopt([c.obj for c in children], owner=body)
     updating = reason == "update"
@@ -135,7 +164,9 @@ async def reconcile(
         )
     if updating and (old or {}).get("spec", {}).get("suspend") != sandbox.spec.suspend:
         _announce_suspend(body, sandbox.spec.suspend)
-    changes, new = _status(sandbox, body.status, cls, index_child_sts, index_child_pod)
+    changes, new = _status(sandbox, raw_status, cls, index_child_sts, index_child_pod)
+    if raw_status.get("suspendedReason") != body.status.get("suspendedReason"):
+        changes["suspendedReason"] = raw_status["suspendedReason"]
     observed.ready_transition(memo, body.metadata, body.status, new.dump())
     patch.status.update(changes)
 
@@ -252,6 +283,8 @@ async def _rederive(
         sandbox = Sandbox.from_body(raw)
     except ValidationError:
         return  # the sandbox handler reports it
+    if unattributed(sandbox.spec.owner, raw["metadata"].get("annotations") or {}):
+        return  # OwnerUnknown: the sandbox handler's condition stands
     try:
         cls = _class(index_class, sandbox.spec.class_)
     except ValidationError:

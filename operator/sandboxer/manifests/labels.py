@@ -11,6 +11,9 @@ CLASS_LABEL = "sandboxer.io/class"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SPEC_HASH_ANNOTATION = "sandboxer.io/spec-hash"
 OWNER_GROUPS_ANNOTATION = "sandboxer.io/owner-groups"  # the creator's groups, stamped at admission
+# Who checked the sandbox before it first ran: "webhook" (stamped on CREATE by the mutating
+# webhook, overwriting what the user sent) or "operator" (the webhooks were bypassed).
+ADMISSION_ANNOTATION = "sandboxer.io/admission"
 TEAM_LABEL = "sandboxer.io/team"  # on namespaces: the team their usage is charged to
 COST_CENTER_LABEL = "sandboxer.io/cost-center"  # on namespaces
 APP_NAME = "sandboxer-notebook"
