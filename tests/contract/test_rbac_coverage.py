@@ -243,6 +243,8 @@ async def test_the_operator_sends_only_granted_calls(repo_root: Any) -> None:
             sandbox = yaml.safe_load((repo_root / "examples" / "sandbox.yaml").read_text())
             sandbox["metadata"] |= {"name": "nb", "namespace": NS}
             sandbox["spec"]["owner"] = "alice"
+            # kopf may register its webhooks after this create: store it as admission would.
+            sandbox["metadata"]["annotations"] = {"sandboxer.io/owner-groups": ""}
             assert await api.post(f"{ESB}/namespaces/{NS}/experimentsandboxes", sandbox) == 201
             # The embedded API runs the pod; kopf sees the child change, we re-derive the status.
             await eventually(
