@@ -230,7 +230,10 @@ def test_concurrency_limit_suggests_what_fits() -> None:
     b = budget(max_concurrent_gpus=8)
     decision = gate.decide(request(4), [(b, status_of(b, 0, [h100(6)]))])
     assert decision.reason == "ConcurrencyLimit"
-    assert "alice holds 6 of the 8 GPUs budget team-vision allows at once" in decision.message
+    assert (
+        "alice holds 6 of the 8 GPUs budget team-vision allows at once (maxConcurrentGpus)"
+        in decision.message
+    )
     assert "4×H100 would make 10; try gpus: 2" in decision.message  # noqa: RUF001
     full = gate.decide(request(1), [(b, status_of(b, 0, [h100(8)]))])
     assert "suspend a running sandbox" in full.message

@@ -181,7 +181,7 @@ def _check(
         hint = f"try gpus: {room}" if room else "suspend a running sandbox"
         return "ConcurrencyLimit", (
             f"{who} holds {st.running_gpus} of the {limit} GPUs budget "
-            f"{st.account.budget} allows at once; {req.shape} would make "
+            f"{st.account.budget} allows at once (maxConcurrentGpus); {req.shape} would make "
             f"{st.running_gpus + req.gpus}; {hint} or {owners}"
         )
     left = _left(st)
