@@ -17,13 +17,23 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
+import kopf
+
 import sandboxer.controller.runner  # noqa: F401 - load what the operator loads, for RSS
+from sandboxer.controller.loop_runner import (
+    index_namespace,
+    index_pod_uid,
+    index_report,
+    index_spec,
+)
+from sandboxer.controller.sandboxes import index_class, index_sandbox
 from sandboxer.ledger.store import DirectoryLedgerStore
 from sandboxer.loop.accounting_loop import AccountingLoop
 from sandboxer.loop.settings import LoopSettings
@@ -37,41 +47,63 @@ REPORT_EVERY = 30.0
 class Index(dict[Any, list[Any]]):
     """kopf's Index shape: key -> a collection of values."""
 
+    def put(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+        """Index one object through the operator's own index function, as kopf does."""
+        for key, value in fn(**kwargs).items():
+            self[key] = [value]
 
-def cluster(n: int) -> dict[str, Index]:
+
+def cluster(n: int) -> tuple[dict[str, Index], dict[tuple[str, str], dict[str, Any]]]:
+    """The indexes the operator would hold, and the API objects behind the sandbox index."""
     idx = {name: Index() for name in (
         "index_sandbox", "index_pod_uid", "index_class", "index_budget", "index_ratecard",
         "index_report", "index_namespace",
     )}  # fmt: skip
-    idx["index_class"]["h100"] = [
-        {"image": "nb:1", "gpu": {"model": "H100"}, "idle": {"after": "1h", "warnBefore": "15m"}}
-    ]
-    idx["index_ratecard"]["default"] = [
-        {"currency": "USD", "prices": [{"model": "H100", "effectiveFrom": "2026-01-01T00:00:00Z",
-                                        "listPrice": 4.0, "contractedPrice": 3.0}]}
-    ]  # fmt: skip
+    idx["index_class"].put(
+        index_class, name="h100",
+        spec={"image": "nb:1", "gpu": {"model": "H100"},
+              "idle": {"after": "1h", "warnBefore": "15m"}},
+    )  # fmt: skip
+    idx["index_ratecard"].put(
+        index_spec, name="default",
+        spec={"currency": "USD",
+              "prices": [{"model": "H100", "effectiveFrom": "2026-01-01T00:00:00Z",
+                          "listPrice": 4.0, "contractedPrice": 3.0}]},
+    )  # fmt: skip
     teams = max(1, n // 100)
     for t in range(teams):
-        idx["index_namespace"][f"team-{t}"] = [{"sandboxer.io/team": f"team-{t}"}]
-        idx["index_budget"][f"team-{t}"] = [
-            {"subjects": [{"kind": "Namespace", "name": f"team-{t}"}], "scope": "Shared",
-             "allowance": {"gpuHours": 1e6}}
-        ]  # fmt: skip
+        idx["index_namespace"].put(
+            index_namespace, name=f"team-{t}", labels={"sandboxer.io/team": f"team-{t}"}
+        )
+        idx["index_budget"].put(
+            index_spec, name=f"team-{t}",
+            spec={"subjects": [{"kind": "Group", "name": f"team-{t}"}], "scope": "Shared",
+                  "allowance": {"gpuHours": 1e6}},
+        )  # fmt: skip
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
     for i in range(n):
         ns, name = f"team-{i % teams}", f"nb-{i}"
-        idx["index_sandbox"][(ns, name)] = [
-            {
-                "metadata": {"uid": f"sb-{i}", "name": name, "namespace": ns,
-                             "resourceVersion": "1", "generation": 1},
-                "spec": {"class": "h100", "gpus": 1, "owner": f"user-{i % 500}"},
-                "status": {"node": f"node-{i // 8}", "startedAt": T0.isoformat(),
-                           "conditions": [{"type": "Ready", "status": "True",
-                                           "reason": "NotebookReady",
-                                           "lastTransitionTime": T0.isoformat()}]},
-            }
-        ]  # fmt: skip
-        idx["index_pod_uid"][f"pod-{i}"] = [(ns, name)]
-    return idx
+        bodies[(ns, name)] = body = {
+            "apiVersion": "sandboxer.io/v1alpha1", "kind": "ExperimentSandbox",
+            "metadata": {
+                "uid": f"sb-{i}", "name": name, "namespace": ns, "resourceVersion": str(i + 1),
+                "generation": 1, "creationTimestamp": T0.isoformat(),
+                # What admission stamps, and kopf's own bookkeeping the index leaves out.
+                "annotations": {"sandboxer.io/owner-groups": f"system:authenticated,{ns}",
+                                "sandboxer.io/admission": "webhook",
+                                "kopf.zalando.org/last-handled-configuration": "{}"},
+            },
+            "spec": {"class": "h100", "gpus": 1, "owner": f"user-{i % 500}"},
+            "status": {"node": f"node-{i // 8}", "startedAt": T0.isoformat(),
+                       "conditions": [{"type": "Ready", "status": "True",
+                                       "reason": "NotebookReady",
+                                       "lastTransitionTime": T0.isoformat()}]},
+        }  # fmt: skip
+        idx["index_sandbox"].put(index_sandbox, body=kopf.Body(body), namespace=ns, name=name)
+        idx["index_pod_uid"].put(
+            index_pod_uid, uid=f"pod-{i}", namespace=ns, labels={"sandboxer.io/sandbox": name}
+        )
+    return idx, bodies
 
 
 def report(node: int, n: int, seq: int, at: datetime, elapsed: float) -> dict[str, Any]:
@@ -92,16 +124,26 @@ def report(node: int, n: int, seq: int, at: datetime, elapsed: float) -> dict[st
             "gpus": gpus, "pods": pods}  # fmt: skip
 
 
-def apply_writes(idx: dict[str, Index], result: Any) -> None:
-    """What the API server and the watch do with the loop's patches: the index sees them."""
+def apply_writes(
+    idx: dict[str, Index], bodies: dict[tuple[str, str], dict[str, Any]], result: Any
+) -> int:
+    """What the API server and the watch do with the loop's patches: a new resourceVersion,
+    and the operator's index function runs on the changed object."""
+    global _version
     for write in result.sandbox_writes:
-        raw = idx["index_sandbox"][(write.namespace, write.name)][0]
-        status = {**raw["status"], **write.status}
-        raw["status"] = {k: v for k, v in status.items() if v is not None}
+        key = (write.namespace, write.name)
+        body = bodies[key]
+        status = {**body["status"], **write.status}
+        body["status"] = {k: v for k, v in status.items() if v is not None}
         if write.suspend:
-            raw["spec"] = {**raw["spec"], "suspend": True}
-        meta = raw["metadata"]
-        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+            body["spec"] = {**body["spec"], "suspend": True}
+        _version += 1
+        body["metadata"]["resourceVersion"] = str(_version)
+        idx["index_sandbox"].put(index_sandbox, body=kopf.Body(body), namespace=key[0], name=key[1])
+    return len(result.sandbox_writes)
+
+
+_version = 10**9  # the API server's counter, past the initial objects'
 
 
 def main() -> None:
@@ -111,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.size
     nodes = (n + 7) // 8
-    idx = cluster(n)
+    idx, bodies = cluster(n)
     with tempfile.TemporaryDirectory() as tmp:
         engine = AccountingLoop(
             DirectoryLedgerStore(tmp),
@@ -128,7 +170,9 @@ def main() -> None:
             for node in range(nodes):
                 if p == 0 or node % 3 == p % 3:
                     elapsed = p * INTERVAL
-                    idx["index_report"][f"node-{node}"] = [report(node, n, p, now, elapsed)]
+                    idx["index_report"].put(
+                        index_report, name=f"node-{node}", status=report(node, n, p, now, elapsed)
+                    )
             start = time.process_time()
             result = engine.run_pass(builder.build(idx, now))
             spent = time.process_time() - start
@@ -137,7 +181,7 @@ def main() -> None:
             else:
                 cpu_passes.append(spent)
                 writes += len(result.sandbox_writes) + len(result.budget_writes)
-            apply_writes(idx, result)
+            apply_writes(idx, bodies, result)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cpu_per_pass = sum(cpu_passes) / len(cpu_passes)
     share = sum(cpu_passes) / (len(cpu_passes) * INTERVAL)
