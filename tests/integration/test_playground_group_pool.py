@@ -8,6 +8,7 @@ owners' groups, so none of this happened outside unit tests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,3 +109,43 @@ async def test_a_group_pool_counts_and_stops_both_members(tmp_path: Path) -> Non
         ("carol", "ml-pool", "ml-platform", "CC-4242")
     }
     assert {r.owner for r in rows} >= {"alice", "carol"}
+
+
+async def test_five_parallel_creates_against_a_cap_of_two_admit_two(
+    playground: Playground, pg_kubectl: Kubectl
+) -> None:
+    cap = {
+        "apiVersion": "sandboxer.io/v1alpha1",
+        "kind": "ComputeBudget",
+        "metadata": {"name": "two-at-once"},
+        "spec": {
+            "subjects": [{"kind": "User", "name": "alice"}],
+            "allowance": {"gpuHours": 100},
+            "maxConcurrentGpus": 2,
+        },
+    }
+    await pg_kubectl("apply", "-f", "-", input=json.dumps(cap))
+    # Inside one loop pass: nothing of these five is running yet when each is asked.
+    results = await asyncio.gather(
+        *(
+            pg_kubectl(
+                "create",
+                "-n",
+                NS,
+                "-f",
+                "-",
+                input=sandbox(f"burst-{i}", 1),
+                user="alice",
+                check=False,
+            )
+            for i in range(5)
+        )
+    )
+    admitted = [r for r in results if r.rc == 0]
+    refused = [r.stderr for r in results if r.rc != 0]
+    assert len(admitted) == 2, [r.stderr for r in results]
+    for message in refused:
+        assert "two-at-once" in message and "maxConcurrentGpus" in message, message
+        assert "2 of the 2 GPUs" in message, message
+    stored = await get(pg_kubectl, "esb", "-n", NS)
+    assert len(stored["items"]) == 2

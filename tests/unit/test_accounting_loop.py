@@ -282,3 +282,26 @@ def test_admission_and_the_pass_touch_shared_state_only_under_its_lock(tmp_path:
     assert shared.friction.counters  # refusals and the exhaustion were counted
     assert shared.totals.by_period  # the closed hour was summed
     assert unlocked == []
+
+
+def test_a_burst_inside_one_pass_cannot_pass_the_concurrency_cap(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    capped = budget(100.0).model_copy(update={"max_concurrent_gpus": 3})
+    world.budgets = {"researchers": capped}
+    world.step()  # alice's nb holds one of the three
+
+    def ask(name: str, dry_run: bool = False) -> bool:
+        request = BudgetRequest("CREATE", "alice", "team", name, "h100", 1, 1.0, dry_run)
+        return world.engine.admit(request, world.snapshot()).allowed
+
+    assert ask("dry", dry_run=True)  # a dry run reserves nothing
+    burst = [ask(f"burst-{i}") for i in range(5)]
+    assert burst == [True, True, False, False, False]
+    refusal = world.engine.admit(
+        BudgetRequest("CREATE", "alice", "team", "sixth", "h100", 1, 1.0, False), world.snapshot()
+    )
+    assert "3 of the 3 GPUs" in refusal.message and "maxConcurrentGpus" in refusal.message
+    assert ask("burst-0")  # the same sandbox asking again does not count itself twice
+    # Creates that never arrive stop counting once their reservation runs out.
+    world.now += world.engine.settings.reservation_ttl
+    assert ask("later")

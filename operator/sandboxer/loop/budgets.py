@@ -33,7 +33,7 @@ from sandboxer.loop.results import (
     Suspends,
 )
 from sandboxer.loop.settings import LoopSettings
-from sandboxer.loop.shared import SharedState
+from sandboxer.loop.shared import Reservation, SharedState
 from sandboxer.loop.snapshot import SandboxView, Snapshot
 from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 
@@ -192,11 +192,17 @@ class BudgetChecks:
     def admit(self, request: BudgetRequest, snap: Snapshot, last: PassFigures) -> BudgetDecision:
         """The budget gate on the last pass's running sandboxes and usage, and the budgets,
         classes and prices of `snap`."""
+        key = (request.namespace, request.name)
+        held = self._reservations(last, snap.now, key)
         figures = PassFigures(
             snap.now,
             [Budget(n, s) for n, s in sorted(snap.budgets.items())],
-            [r for r in last.running if (r.namespace, r.name) != (request.namespace, request.name)],
-            {**last.groups_of, request.owner: frozenset(request.groups)},
+            [r for r in last.running if (r.namespace, r.name) != key] + [h.sandbox for h in held],
+            {
+                **last.groups_of,
+                **{h.sandbox.owner: h.groups for h in held},
+                request.owner: frozenset(request.groups),
+            },
             last.open_rows,
             {},
         )
@@ -230,4 +236,30 @@ class BudgetChecks:
         if not decision.allowed and not request.dry_run:
             for budget, st in checks:
                 friction.refused(period_at(budget.spec.period, snap.now).name, [st.account])
+        if decision.allowed and not request.dry_run and request.gpus > 0:
+            # Counted from now on, so a burst inside one pass cannot pass a cap together.
+            self.shared.reservations[key] = Reservation(
+                RunningSandbox(
+                    uid="", name=request.name, namespace=request.namespace, owner=request.owner,
+                    sandbox_class=request.class_name, gpus=request.gpus,
+                    billing_weight=request.billing_weight,
+                    hourly_cost=hourly_cost(snap, cls, request.gpus) if cls else 0.0,
+                ),
+                frozenset(request.groups),
+                snap.now + self.settings.reservation_ttl,
+            )  # fmt: skip
         return BudgetDecision(decision.allowed, decision.message, decision.reason)
+
+    def _reservations(
+        self, last: PassFigures, now: datetime, asking: tuple[str, str]
+    ) -> list[Reservation]:
+        """The reservations still to count: a pass has not seen them run, and they are fresh.
+
+        A sandbox asking again (an update) replaces its own reservation.
+        """
+        seen = {(r.namespace, r.name): r.gpus for r in last.running}
+        book = self.shared.reservations
+        for key, held in list(book.items()):
+            if seen.get(key, -1) >= held.sandbox.gpus or held.until <= now:
+                del book[key]  # confirmed by a pass, or the create never came
+        return [held for key, held in book.items() if key != asking]

@@ -25,4 +25,6 @@ class LoopSettings:
     checkpoint_interval: timedelta = timedelta(minutes=1)
     no_budget: NoBudgetPolicy | None = field(default_factory=NoBudgetPolicy)
     min_runtime: timedelta = DEFAULT_MIN_RUNTIME  # admission: refuse if less would be left
+    # An admitted sandbox counts at once, until a pass sees it (or this long, if it never came).
+    reservation_ttl: timedelta = timedelta(minutes=2)
     savings: SavingsPolicy = field(default_factory=SavingsPolicy)

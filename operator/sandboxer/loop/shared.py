@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sandboxer.budgets.status import FrictionBook
+from sandboxer.budgets.status import FrictionBook, RunningSandbox
 from sandboxer.loop.figures import PassFigures
 from sandboxer.loop.usage import UsageTotals
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    sandbox: RunningSandbox
+    groups: frozenset[str]
+    until: datetime
 
 
 @dataclass
@@ -22,4 +30,6 @@ class SharedState:
     totals: UsageTotals = field(default_factory=UsageTotals)  # closed usage, summed as hours close
     friction: FrictionBook = field(default_factory=FrictionBook)  # refusals, exhaustions, waits
     last: PassFigures | None = None  # the last pass's figures (running sandboxes, open rows)
+    # Admitted but not yet in a pass: (namespace, name) -> (what it will run, groups, until).
+    reservations: dict[tuple[str, str], Reservation] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
