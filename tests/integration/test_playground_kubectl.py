@@ -131,6 +131,7 @@ async def test_more_gpus_than_any_node_reports_insufficient_gpu(pg_kubectl: Kube
     scheduled = next(c for c in esb["status"]["conditions"] if c["type"] == "Scheduled")
     assert scheduled["reason"] == "InsufficientGPU"
     assert "Insufficient nvidia.com/gpu" in scheduled["message"]
+    assert "counts against your budget's maxConcurrentGpus" in scheduled["message"]
 
 
 async def test_agent_reports_count_busy_time_from_the_annotation(

@@ -70,7 +70,8 @@ def test_no_gpu_left_is_insufficient_gpu_with_the_scheduler_message() -> None:
     ready = get_condition(status.conditions, "Ready")
     assert ready is not None
     assert ready.reason == "InsufficientGPU"
-    assert ready.message == message
+    assert ready.message.startswith(message)
+    assert "billed only once its pod runs" in ready.message
     assert status.phase == "Pending"
     assert status.node is None
 

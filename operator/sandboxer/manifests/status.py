@@ -47,6 +47,14 @@ def _is_gpu_shortage(message: str) -> bool:
     return "Insufficient nvidia.com/" in message
 
 
+# Said where the user looks: a sandbox waiting for a GPU holds its place under the budget's
+# concurrency limit, and costs nothing until its pod runs (the ledger meters what nodes measure).
+WAITING_FOR_GPU = (
+    "Waiting for a free GPU: this sandbox counts against your budget's maxConcurrentGpus now, "
+    "and is billed only once its pod runs."
+)
+
+
 def _scheduled(pod: Mapping[str, Any] | None, suspended: bool) -> tuple[ConditionStatus, str, str]:
     if pod is None:
         if suspended:
@@ -59,7 +67,7 @@ def _scheduled(pod: Mapping[str, Any] | None, suspended: bool) -> tuple[Conditio
         if cond is None and not message:
             return "Unknown", "Pending", "The pod is waiting for the scheduler."
         if _is_gpu_shortage(message):
-            return "False", "InsufficientGPU", message
+            return "False", "InsufficientGPU", f"{message} {WAITING_FOR_GPU}"
         return "False", str((cond or {}).get("reason") or "Unschedulable"), message
     return "True", "Scheduled", f"Scheduled on node {node}." if node else "Scheduled."
 
