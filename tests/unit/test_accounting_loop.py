@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,7 @@ class World:
         self.last_busy_at: datetime | None = None
         self.suspended = False
         self.budgets = {"researchers": budget(allowance)}
+        self.budget_statuses: dict[str, dict[str, Any]] = {}  # as stored by the API
         self.status = ExperimentSandboxStatus.model_validate(
             {
                 "node": "node-a",
@@ -114,6 +116,7 @@ class World:
             budgets=self.budgets,
             rate_card=CARD,
             reports={"node-a": report},
+            budget_statuses=dict(self.budget_statuses),
         )
 
     def advance(self, seconds: float, util: float) -> None:
@@ -133,6 +136,8 @@ class World:
                 {k: v for k, v in merged.items() if v is not None}
             )
             self.suspended = self.suspended or write.suspend
+        for budget_write in result.budget_writes:
+            self.budget_statuses[budget_write.name] = budget_write.status
         return result
 
 
@@ -305,3 +310,32 @@ def test_a_burst_inside_one_pass_cannot_pass_the_concurrency_cap(tmp_path: Path)
     # Creates that never arrive stop counting once their reservation runs out.
     world.now += world.engine.settings.reservation_ttl
     assert ask("later")
+
+
+def test_a_new_leader_continues_the_announcements_and_friction_in_budget_status(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, allowance=0.5)  # warnAt 50 %: after 15 GPU-minutes
+    warnings = 0
+    while warnings == 0:
+        result = world.step(60, util=90)
+        warnings += sum(
+            e.reason == "BudgetWarning" for e in result.events if e.kind == "ComputeBudget"
+        )
+    too_big = BudgetRequest("CREATE", "alice", "team", "big", "h100", 8, 1.0, False)
+    assert not world.engine.admit(too_big, world.snapshot()).allowed
+    world.step(60, util=90)
+    [stored] = world.budget_statuses["researchers"]["subjects"]
+    assert (stored["warned"], stored["refusals"]) == ([50], 1)
+
+    # The operator restarts (or another replica takes over): only the API remembers.
+    world.engine = AccountingLoop(world.engine.store, world.engine.settings)
+    again = 0
+    for _ in range(5):
+        result = world.step(60, util=90)
+        again += sum(e.reason == "BudgetWarning" for e in result.events)
+    assert again == 0  # announced once, by whichever leader
+    assert not world.engine.admit(too_big, world.snapshot()).allowed
+    world.step(60, util=90)
+    [kept] = world.budget_statuses["researchers"]["subjects"]
+    assert (kept["warned"], kept["refusals"]) == ([50], 2)

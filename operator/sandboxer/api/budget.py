@@ -89,6 +89,13 @@ class SubjectUsage(Model):
     refusals: int = 0
     exhaustions: int = 0
     gpu_wait_seconds: float = 0.0
+    # What was announced this period, so a restarted or new leader neither repeats nor skips.
+    warned: list[int] = Field(
+        default_factory=list, description="warnAt thresholds already announced in this period."
+    )
+    announced_exhausted: bool = Field(
+        default=False, description="Exhaustion was announced (and acted on) in this period."
+    )
 
 
 class BudgetPeriod(Model):

@@ -181,11 +181,18 @@ def account_statuses(
 
 
 def budget_status(
-    budget: Budget, statuses: Mapping[Account, AccountStatus], period: Period
+    budget: Budget,
+    statuses: Mapping[Account, AccountStatus],
+    period: Period,
+    announced: Mapping[Account, tuple[frozenset[int], bool]] | None = None,
 ) -> ComputeBudgetStatus:
-    """The `status` of a ComputeBudget object (conditions are left to the caller)."""
+    """The `status` of a ComputeBudget object (conditions are left to the caller).
+
+    `announced`: per account, the warned thresholds and whether exhaustion was announced.
+    """
     subjects = []
     for account, st in sorted(statuses.items()):
+        warned, gone = (announced or {}).get(account, (frozenset(), False))
         money = st.unit != GPU_HOURS
         subjects.append(
             SubjectUsage(
@@ -199,6 +206,8 @@ def budget_status(
                 refusals=st.friction.refusals,
                 exhaustions=st.friction.exhaustions,
                 gpu_wait_seconds=st.friction.gpu_wait_seconds,
+                warned=sorted(warned),
+                announced_exhausted=gone,
             )
         )
     return ComputeBudgetStatus(

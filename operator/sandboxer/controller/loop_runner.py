@@ -61,6 +61,10 @@ def index_spec(*, name: str, spec: Mapping[str, Any], **_: Any) -> Any:
     return {name: dict(spec)}
 
 
+def index_status(*, name: str, status: Mapping[str, Any], **_: Any) -> Any:
+    return {name: dict(status)}
+
+
 def index_namespace(*, name: str, labels: Mapping[str, str], **_: Any) -> Any:
     return {name: dict(labels)}
 
@@ -77,6 +81,7 @@ INDEX_NAMES = (
     "index_ratecard",
     "index_report",
     "index_namespace",
+    "index_budget_status",
 )
 
 
@@ -287,6 +292,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     g, v = GROUP, VERSION
     kopf.index(g, v, "gpunodereports", id="index_report", registry=registry)(index_report)
     kopf.index(g, v, "computebudgets", id="index_budget", registry=registry)(index_spec)
+    kopf.index(g, v, "computebudgets", id="index_budget_status", registry=registry)(index_status)
     kopf.index(g, v, "ratecards", id="index_ratecard", registry=registry)(index_spec)
     kopf.index("v1", "namespaces", id="index_namespace", registry=registry)(index_namespace)
     kopf.index("v1", "pods", labels=OURS, id="index_pod_uid", registry=registry)(

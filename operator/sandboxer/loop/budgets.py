@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
+from sandboxer.api.budget import ComputeBudgetStatus
 from sandboxer.api.types import Condition, ConditionStatus
 from sandboxer.budgets import enforcement
 from sandboxer.budgets import gate as budget_gate
@@ -43,6 +44,7 @@ class BudgetChecks:
         self.settings = settings
         self.shared = shared
         self.announced: dict[tuple[str, Account], enforcement.Announced] = {}
+        self._seeded: set[str] = set()  # budgets whose stored status this leader has read
         self._written: dict[str, tuple[dict[str, Any], datetime, list[str], str, Any]] = {}
 
     def run(
@@ -66,6 +68,8 @@ class BudgetChecks:
         tightest: dict[str, AccountStatus] = {}
         for budget in figures.budgets:
             period = period_at(budget.spec.period, snap.now)
+            if budget.name not in self._seeded:
+                self._seed(budget.name, period.name, snap.budget_statuses.get(budget.name))
             running = members.get(budget.name, [])
             statuses = account_statuses(
                 budget,
@@ -104,6 +108,31 @@ class BudgetChecks:
                     suspends.setdefault(rs.uid, ("BudgetExhausted", message))
             self._budget_write(budget, statuses, period, snap.now, result)
         return tightest
+
+    def _seed(self, name: str, period: str, stored: Mapping[str, Any] | None) -> None:
+        """Continue where the previous leader left off: its announcements and friction counters
+        are in the budget's status (this process counted only what happened since it started)."""
+        self._seeded.add(name)
+        try:
+            status = ComputeBudgetStatus.model_validate(stored or {})
+        except ValueError:
+            return  # not ours to repair; the next write replaces it
+        if status.period is None or status.period.name != period:
+            return  # a new period starts from zero anyway
+        for subject in status.subjects:
+            if subject.kind not in ("User", "Namespace", "Shared"):
+                continue
+            account = Account(name, subject.kind, subject.name)  # type: ignore[arg-type]
+            counted = self.shared.friction.get(period, account)
+            counted.refusals += subject.refusals
+            counted.exhaustions += subject.exhaustions
+            counted.gpu_wait_seconds += subject.gpu_wait_seconds
+            self.announced.setdefault(
+                (name, account),
+                enforcement.Announced(
+                    period, frozenset(subject.warned), subject.announced_exhausted
+                ),
+            )
 
     def _announce(
         self,
@@ -167,13 +196,18 @@ class BudgetChecks:
         """Budget status: at once when an account runs out or recovers, or starts or stops
         GPUs, else at most once per budget_refresh (usage moves every pass; writes should not)."""
         exhausted = sorted(a.describe() for a, st in statuses.items() if st.exhausted)
-        running = sorted((a.describe(), st.running_gpus) for a, st in statuses.items())
+        announced = {a: self._marks(budget.name, a, period.name) for a in statuses}
+        # An announcement is written at once too: a leader taking over must not repeat it.
+        running = sorted(
+            (a.describe(), st.running_gpus, sorted(announced[a][0]), announced[a][1])
+            for a, st in statuses.items()
+        )
         last = self._written.get(budget.name)
         flips = last is None or last[2] != exhausted or last[3] != period.name
         moved = flips or last is None or last[4] != running
         if not moved and last is not None and now - last[1] < self.settings.budget_refresh:
             return
-        doc = budget_status(budget, statuses, period).dump()
+        doc = budget_status(budget, statuses, period, announced).dump()
         since = now if flips or last is None else last[0]["conditions"][0]["lastTransitionTime"]
         doc["conditions"] = [
             Condition(
@@ -188,6 +222,12 @@ class BudgetChecks:
             return
         self._written[budget.name] = (doc, now, exhausted, period.name, running)
         result.budget_writes.append(BudgetWrite(budget.name, doc))
+
+    def _marks(self, budget: str, account: Account, period: str) -> tuple[frozenset[int], bool]:
+        done = self.announced.get((budget, account))
+        if done is None or done.period != period:
+            return frozenset(), False
+        return done.warned, done.exhausted
 
     def admit(self, request: BudgetRequest, snap: Snapshot, last: PassFigures) -> BudgetDecision:
         """The budget gate on the last pass's running sandboxes and usage, and the budgets,

@@ -62,6 +62,8 @@ class Snapshot:
     rate_card: RateCardSpec = field(default_factory=RateCardSpec)
     reports: dict[str, GPUNodeReportStatus] = field(default_factory=dict)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
+    # name -> the ComputeBudget's stored status: what a new leader continues from.
+    budget_statuses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def sandbox_view(raw: Mapping[str, Any]) -> SandboxView | None:
@@ -171,4 +173,5 @@ class SnapshotBuilder:
             if cached_report[1] is not None:
                 snap.reports[node] = cached_report[1]
         snap.namespaces = one_per_key(indexes["index_namespace"])
+        snap.budget_statuses = one_per_key(indexes.get("index_budget_status", {}))
         return snap
