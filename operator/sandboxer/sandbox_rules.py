@@ -29,6 +29,7 @@ class Requester:
     username: str
     groups: tuple[str, ...] = ()
     is_operator: bool = False
+    is_admin: bool = False  # in an admin group: may change or delete anyone's sandbox
 
 
 def is_operator(username: str, groups: Collection[str], operator_users: Collection[str]) -> bool:
@@ -87,11 +88,46 @@ def _too_big(value: str, limit: str | None) -> bool:
     return limit is not None and parse_quantity(value) > parse_quantity(limit)
 
 
+def check_changer(
+    operation: Operation,
+    stored_owner: str | None,
+    who: Requester,
+    old_annotations: Mapping[str, str],
+    new_annotations: Mapping[str, str],
+) -> list[str]:
+    """UPDATE and DELETE: the owner's alone (and admins' and the operator's).
+
+    In a shared team namespace RBAC lets every member edit every sandbox; the owner's budget
+    pays for what runs, so only the owner decides. The annotations admission stamps (who the
+    owner's groups are, whether admission ran) decide which budgets pay: nobody edits them.
+    """
+    if who.is_operator or who.is_admin:
+        return []
+    errors = []
+    if stored_owner and who.username != stored_owner:
+        verb = "delete" if operation == "DELETE" else "change"
+        errors.append(
+            f"{NAME_FIELD}: this sandbox belongs to {stored_owner!r}; only its owner or an admin "
+            f"can {verb} it (you are {who.username})"
+        )
+    if operation == "UPDATE":
+        for key in (OWNER_GROUPS_ANNOTATION, ADMISSION_ANNOTATION):
+            if old_annotations.get(key) != new_annotations.get(key):
+                errors.append(
+                    f"metadata.annotations[{key}]: set by admission and cannot be changed; "
+                    "leave it out of your manifest or keep its value"
+                )
+    return errors
+
+
+NAME_FIELD = "metadata.name"
+
+
 def check_owner(
     new: ExperimentSandboxSpec, old: ExperimentSandboxSpec | None, who: Requester
 ) -> list[str]:
-    if who.is_operator:
-        return []
+    if who.is_operator or (old is not None and who.is_admin):
+        return []  # an admin may hand an existing sandbox to someone else
     if old is None:
         if new.owner not in (None, who.username):
             return [

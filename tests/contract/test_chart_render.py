@@ -155,7 +155,9 @@ def test_webhooks_cover_sandbox_create_and_update_and_fail_closed() -> None:
                 "apiGroups": ["sandboxer.io"],
                 "apiVersions": ["v1alpha1"],
                 "resources": ["experimentsandboxes"],
-                "operations": ["CREATE", "UPDATE"],
+                # Validated on DELETE too: nobody but the owner deletes a sandbox.
+                "operations": ["CREATE", "UPDATE"]
+                + (["DELETE"] if kind == "ValidatingWebhookConfiguration" else []),
                 "scope": "Namespaced",
             }
         ]

@@ -11,6 +11,8 @@ from sandboxer.sandbox_rules import (
     AllowAllBudgets,
     BudgetRequest,
     Requester,
+    check_changer,
+    check_owner,
     is_operator,
     owner_groups,
     owner_to_stamp,
@@ -179,3 +181,30 @@ def test_owner_groups_read_as_stamped() -> None:
     )
     assert owner_groups({"sandboxer.io/owner-groups": ""}) == ()
     assert owner_groups({}) == ()
+
+
+GROUPS = {"sandboxer.io/owner-groups": "team-ml", "sandboxer.io/admission": "webhook"}
+
+
+@pytest.mark.parametrize("operation", ["UPDATE", "DELETE"])
+def test_only_the_owner_an_admin_or_the_operator_changes_a_sandbox(operation: Any) -> None:
+    carol = Requester("carol", ("team-ml",))
+    [refusal] = check_changer(operation, "alice", carol, GROUPS, GROUPS)
+    assert "belongs to 'alice'" in refusal and "you are carol" in refusal
+    assert ("delete it" in refusal) == (operation == "DELETE")
+    assert check_changer(operation, "alice", Requester("alice"), GROUPS, GROUPS) == []
+    assert check_changer(operation, "alice", Requester("root", is_admin=True), GROUPS, {}) == []
+    assert check_changer(operation, "alice", OPERATOR, GROUPS, {}) == []
+
+
+def test_nobody_but_admins_rewrites_what_admission_stamped() -> None:
+    forged = {**GROUPS, "sandboxer.io/owner-groups": "team-vision"}
+    [refusal] = check_changer("UPDATE", "alice", Requester("alice"), GROUPS, forged)
+    assert refusal.startswith("metadata.annotations[sandboxer.io/owner-groups]")
+    assert check_changer("UPDATE", "alice", Requester("alice"), GROUPS, GROUPS) == []
+
+
+def test_an_admin_may_hand_a_sandbox_to_someone_else_but_not_create_for_them() -> None:
+    admin = Requester("root", is_admin=True)
+    assert check_owner(spec(owner="bob"), spec(owner="alice"), admin) == []
+    assert check_owner(spec(owner="bob"), None, admin) != []

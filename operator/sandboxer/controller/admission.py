@@ -22,12 +22,14 @@ from sandboxer.sandbox_rules import (
     BudgetRequest,
     Operation,
     Requester,
+    check_changer,
     is_operator,
     owner_to_stamp,
     validate_sandbox,
 )
 
 OPERATIONS: list[Operation] = ["CREATE", "UPDATE"]
+VALIDATED: list[Operation] = ["CREATE", "UPDATE", "DELETE"]  # others may not delete yours
 # kopf serves each admission handler at /<handler id>; the chart's webhook configurations call
 # these paths (values webhook.mutatePath and webhook.validatePath).
 MUTATE_ID = "sandbox-mutate"
@@ -37,7 +39,14 @@ VALIDATE_ID = "sandbox-validate"
 def requester(userinfo: Mapping[str, Any], config: OperatorConfig) -> Requester:
     username = str(userinfo.get("username", ""))
     groups = tuple(userinfo.get("groups") or ())
-    return Requester(username, groups, is_operator(username, groups, config.operator_users))
+    admin = any(g in config.admin_groups for g in groups)
+    return Requester(
+        username, groups, is_operator(username, groups, config.operator_users), is_admin=admin
+    )
+
+
+def _annotations(body: Mapping[str, Any] | None) -> Mapping[str, str]:
+    return ((body or {}).get("metadata") or {}).get("annotations") or {}
 
 
 def _spec(body: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -64,6 +73,12 @@ def stamp_owner(
     )
     if owner is not None and owner != _spec(body).get("owner"):
         patch.spec["owner"] = owner
+    if operation == "UPDATE":
+        # A manifest applied again without them keeps what admission stamped (as the owner).
+        sent, stored = _annotations(body), _annotations(old)
+        for key in (ADMISSION_ANNOTATION, OWNER_GROUPS_ANNOTATION):
+            if key in stored and key not in sent:
+                patch.metadata.setdefault("annotations", {})[key] = stored[key]
     if operation != "CREATE":
         return
     annotations = patch.metadata.setdefault("annotations", {})
@@ -86,8 +101,22 @@ async def check_sandbox(
     index_class: kopf.Index[str, Any],
     **_: Any,
 ) -> None:
-    """Refuse owner changes, immutable-field changes, class-limit breaches and over-budget."""
+    """Refuse others' changes, owner changes, immutable fields, class limits and over-budget."""
     config: OperatorConfig = memo.config
+    who = requester(userinfo, config)
+    if operation in ("UPDATE", "DELETE"):
+        before = old if old is not None else body
+        refused = check_changer(
+            operation,  # type: ignore[arg-type]
+            _spec(before).get("owner"),
+            who,
+            _annotations(before),
+            _annotations(body),
+        )
+        if refused:
+            raise kopf.AdmissionError("; ".join(refused), code=403)
+        if operation == "DELETE":
+            return
     try:
         new_spec = ExperimentSandboxSpec.model_validate(_spec(body))
         old_spec = ExperimentSandboxSpec.model_validate(_spec(old)) if old else None
@@ -99,7 +128,6 @@ async def check_sandbox(
         found = await memo.kube.get(API_VERSION, "SandboxClass", None, new_spec.class_)
         stored = [found["spec"]] if found else []
     cls = SandboxClassSpec.model_validate(stored[0]) if stored else None
-    who = requester(userinfo, config)
     errors = validate_sandbox(new_spec, old_spec, new_spec.class_, cls, who)
     if errors:
         raise kopf.AdmissionError("; ".join(errors), code=422)
@@ -129,6 +157,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.mutate(*SANDBOXES, id=MUTATE_ID, operations=OPERATIONS, registry=registry)(
         untyped(stamp_owner)
     )
-    kopf.on.validate(*SANDBOXES, id=VALIDATE_ID, operations=OPERATIONS, registry=registry)(
+    kopf.on.validate(*SANDBOXES, id=VALIDATE_ID, operations=VALIDATED, registry=registry)(
         untyped(check_sandbox)
     )

@@ -12,6 +12,9 @@ from sandboxer.sandbox_rules import AllowAllBudgets, BudgetGate
 _LOOP = LoopSettings()  # the defaults of the loop's knobs
 
 
+DEFAULT_ADMIN_GROUPS = ("system:masters", "system:serviceaccounts:kube-system")
+
+
 def _env_list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     raw = os.environ.get(name)
     if raw is None:
@@ -77,6 +80,11 @@ class OperatorConfig:
     )
     operator_users: tuple[str, ...] = field(
         default_factory=lambda: _env_list("SANDBOXER_OPERATOR_USERS") + _own_service_account()
+    )
+    # Groups whose members may change or delete anyone's sandbox (cluster admins, and the
+    # namespace and garbage-collection controllers, which delete sandboxes with their namespace).
+    admin_groups: tuple[str, ...] = field(
+        default_factory=lambda: _env_list("SANDBOXER_ADMIN_GROUPS", DEFAULT_ADMIN_GROUPS)
     )
     class_retry_delay: float = 30.0  # seconds before retrying a sandbox whose class is missing
     watch_server_timeout: int = 300  # seconds; the API server ends and kopf restarts watches

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandboxer import GROUP, VERSION
-from sandboxer.controller.admission import MUTATE_ID, VALIDATE_ID
+from sandboxer.controller.admission import MUTATE_ID, OPERATIONS, VALIDATE_ID, VALIDATED
 from sandboxer.devcluster.store import ResKey
 from sandboxer.devcluster.webhooks import MUTATING, VALIDATING
 
@@ -28,7 +28,7 @@ def not_running_hint(kubeconfig: str) -> str:
     )
 
 
-def _webhook(name: str, url: str) -> dict[str, Any]:
+def _webhook(name: str, url: str, operations: list[str]) -> dict[str, Any]:
     return {
         "name": name,
         "admissionReviewVersions": ["v1"],
@@ -42,7 +42,7 @@ def _webhook(name: str, url: str) -> dict[str, Any]:
                 "apiGroups": [GROUP],
                 "apiVersions": [VERSION],
                 "resources": ["experimentsandboxes"],
-                "operations": ["CREATE", "UPDATE"],
+                "operations": operations,
                 "scope": "Namespaced",
             }
         ],
@@ -51,9 +51,9 @@ def _webhook(name: str, url: str) -> dict[str, Any]:
 
 def configurations(host: str, port: int) -> list[tuple[ResKey, dict[str, Any]]]:
     base = f"http://{host}:{port}"
+    mutate = _webhook(MUTATE_WEBHOOK, f"{base}/{MUTATE_ID}", list(OPERATIONS))
+    validate = _webhook(VALIDATE_WEBHOOK, f"{base}/{VALIDATE_ID}", list(VALIDATED))
     return [
-        (MUTATING, {"metadata": {"name": NAME},
-                    "webhooks": [_webhook(MUTATE_WEBHOOK, f"{base}/{MUTATE_ID}")]}),
-        (VALIDATING, {"metadata": {"name": NAME},
-                      "webhooks": [_webhook(VALIDATE_WEBHOOK, f"{base}/{VALIDATE_ID}")]}),
-    ]  # fmt: skip
+        (MUTATING, {"metadata": {"name": NAME}, "webhooks": [mutate]}),
+        (VALIDATING, {"metadata": {"name": NAME}, "webhooks": [validate]}),
+    ]
