@@ -158,3 +158,31 @@ async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_and_admin_s
     budget = await get(kubectl, "computebudget", "tiny", user="admin")
     assert budget["status"]["period"]["name"] == datetime.now().strftime("%Y-%m")
     assert budget["status"]["subjects"][0]["name"] == "bob"
+
+
+async def test_a_notebook_that_holds_its_cuda_context_at_zero_is_reclaimed(
+    playground: Playground, pg_kubectl: Kubectl
+) -> None:
+    """As on a real node: after its first GPU use, the kernel keeps a context (NVML lists a
+    process and memory) while the GPU does nothing. Activity, not presence, decides."""
+    kubectl = pg_kubectl
+    await kubectl("apply", "-f", "-", input=QUICK_CLASS)
+    await kubectl("apply", "-f", "-", user="alice", input=sandbox("held", 80))
+    await wait(kubectl, "--for=condition=Ready", "esb/held")
+    node = (await get(kubectl, "esb", "held"))["status"]["node"]
+    await kubectl(
+        "annotate", "--overwrite", "esb/held", "sim.sandboxer.io/gpu-utilization=0", user="alice"
+    )
+
+    async def context_held_at_zero() -> bool:
+        report = await get(kubectl, "gpunodereport", node, user="admin")
+        gpus = report.get("status", {}).get("gpus", [])
+        return any(g["processes"] > 0 and g["utilizationPercent"] == 0 for g in gpus)
+
+    async with asyncio.timeout(30):
+        while not await context_held_at_zero():
+            pass  # each check is a kubectl round trip
+    await wait(kubectl, "--for=jsonpath={.status.suspendedReason}=Idle", "esb/held")
+    idle = await get(kubectl, "esb", "held")
+    [cond] = [c for c in idle["status"]["conditions"] if c["type"] == "Idle"]
+    assert "idle process(es) holding it" in cond["message"], cond["message"]

@@ -105,7 +105,7 @@ def test_mig_devices_are_counted_per_device_with_process_presence() -> None:
     assert pairs["MIG-b"].last_active_at is None
 
 
-def test_last_active_needs_threshold_or_own_process() -> None:
+def test_last_active_needs_activity_not_a_held_context() -> None:
     book = CounterBook(sample_interval=10, active_threshold=5)
     book.observe(at(0), [gpu(3)], {GPU: POD})
     assert only(book).last_active_at is None
@@ -113,8 +113,10 @@ def test_last_active_needs_threshold_or_own_process() -> None:
     book.observe(at(10), [gpu(0, processes=(foreign,))], {GPU: POD}, {99: "uid-other"})
     assert only(book).last_active_at is None  # another pod's process is not this pod's activity
     assert only(book).peak_memory_bytes == 0
+    # The pod's own process at 0 %: an idle kernel holding its CUDA context, not activity.
     book.observe(at(20), [gpu(0, processes=(ProcessSample(5, 2**30),))], {GPU: POD}, {})
-    assert only(book).last_active_at == at(20)
+    assert only(book).last_active_at is None
+    assert only(book).peak_memory_bytes == 2**30
     book.observe(at(30), [gpu(6)], {GPU: POD})
     assert only(book).last_active_at == at(30)
 

@@ -73,8 +73,10 @@ class IdlePolicy(Model):
         default=False, description="Whether a sandbox may turn idle reclaim off for itself."
     )
     count_processes: bool = Field(
-        default=True,
-        description="A GPU with a running compute process is busy even at low utilization.",
+        default=False,
+        description="Also count a GPU with a compute process as busy at low utilization. Off by "
+        "default: an idle notebook keeps its CUDA context (a process) while doing nothing, so "
+        "with this on such a notebook is never reclaimed.",
     )
     use_jupyter_activity: bool = Field(
         default=False,

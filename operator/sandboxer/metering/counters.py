@@ -28,7 +28,7 @@ from datetime import datetime
 
 from sandboxer.metering.probe import DeviceSample
 
-DEFAULT_ACTIVE_THRESHOLD = 5.0  # percent; below this a GPU with no compute process is idle
+DEFAULT_ACTIVE_THRESHOLD = 5.0  # percent; below this a GPU is idle (processes or not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,9 @@ class CounterBook:
         pair.peak_memory_bytes = max(pair.peak_memory_bytes, memory)
         util = device.utilization_percent
         pair.utilization_percent = util
-        if own or (util is not None and util >= self.active_threshold):
+        # Activity, not presence: an idle kernel keeps its CUDA context (a listed process) at
+        # 0 %. Presence stands in only where NVML gives no utilization (MIG instances).
+        if (util is not None and util >= self.active_threshold) or (util is None and own):
             pair.last_active_at = at
         if new:
             return

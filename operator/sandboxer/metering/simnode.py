@@ -63,9 +63,15 @@ class SimulatedNode:
             else list(gpus)
         )
         self.nvml = SimulatedNVML(devices)
-        self.nvml.set_source(
-            pod_utilization_source(lambda: devices_by_holder(self._allocations()), pod_utilization)
-        )
+
+        def holders() -> dict[str, tuple[str, str]]:
+            return devices_by_holder(self._allocations())
+
+        def holder(uuid: str) -> str | None:
+            held = holders().get(uuid)
+            return "/".join(held) if held else None
+
+        self.nvml.set_source(pod_utilization_source(holders, pod_utilization), holder=holder)
         self.kubelet = FakeKubelet(allocations)
         self._client = PodResourcesClient(self.socket_path, timeout=10)
         self.agent = Agent(

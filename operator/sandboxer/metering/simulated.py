@@ -66,6 +66,9 @@ def make_gpus(
     ]
 
 
+IDLE_CONTEXT_BYTES = 512 * 1024 * 1024  # a CUDA context and cached allocations, kernel idle
+
+
 @dataclass(frozen=True)
 class Trace:
     """A scripted utilization: `steps` of (seconds since start, percent), held until the next."""
@@ -110,6 +113,9 @@ class SimulatedNVML:
         elif utilization is not None:
             self._utilization.update(utilization)
         self._processes: dict[str, tuple[ProcessSample, ...]] = {}
+        # Like a CUDA context: from a device's first use by a holder until the holder lets go.
+        self._contexts: dict[str, str | None] = {}  # uuid -> the holder that opened it
+        self._holder: Callable[[str], str | None] | None = None
         self._faults: dict[str | None, _Fault] = {}
         self._energy_mj: dict[str, float] = {g.uuid: 0.0 for g in self.gpus}
         self._last: float | None = None
@@ -119,8 +125,19 @@ class SimulatedNVML:
     def set_utilization(self, uuid: str, percent: float) -> None:
         self._utilization[uuid] = percent
 
-    def set_source(self, source: UtilizationSource | None) -> None:
+    def set_source(
+        self,
+        source: UtilizationSource | None,
+        holder: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """Utilization per device, and (optional) who holds each device: a context opened by
+        one holder closes when the device is free or held by someone else."""
         self._source = source
+        self._holder = holder
+
+    def release(self, uuid: str) -> None:
+        """The process holding the device's context ended (the pod stopped)."""
+        self._contexts.pop(uuid, None)
 
     def set_processes(self, uuid: str, processes: Sequence[ProcessSample] | None) -> None:
         """Explicit compute processes (host PIDs); None returns to synthetic ones."""
@@ -163,10 +180,19 @@ class SimulatedNVML:
     def _procs(self, uuid: str, util: float) -> tuple[ProcessSample, ...]:
         if uuid in self._processes:
             return self._processes[uuid]
-        # A busy device has a process; its PID is synthetic (no cgroup), attribution still
-        # comes from the kubelet's allocation of the device.
-        pid = 100_000 + zlib.crc32(uuid.encode()) % 800_000
-        return (ProcessSample(pid=pid, used_memory_bytes=2 * GiB),) if util > 0 else ()
+        # As on a real node: a notebook that used the GPU once (imported torch, ran a cell)
+        # keeps its CUDA context, so NVML lists its process and some memory at 0 % too. The
+        # PID is synthetic (no cgroup); attribution comes from the kubelet's allocation.
+        holder = self._holder(uuid) if self._holder is not None else None
+        if uuid in self._contexts and (self._holder is not None and self._contexts[uuid] != holder):
+            del self._contexts[uuid]  # the device was freed or handed to another pod
+        if util > 0 and (self._holder is None or holder is not None):
+            self._contexts.setdefault(uuid, holder)
+        if uuid not in self._contexts:
+            return ()
+        pid = 100_000 + zlib.crc32(f"{uuid}/{self._contexts[uuid]}".encode()) % 800_000
+        memory = 2 * GiB if util > 0 else IDLE_CONTEXT_BYTES
+        return (ProcessSample(pid=pid, used_memory_bytes=memory),)
 
     def sample(self) -> list[DeviceSample]:
         self.calls += 1

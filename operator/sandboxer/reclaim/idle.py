@@ -1,11 +1,14 @@
 """GPU (and optional Jupyter) activity of a sandbox, from the agent's node reports.
 
-A GPU is busy at a report when its utilization is above the class threshold, or when the class
-counts processes and a compute process runs on it. A MIG device has no utilization reading
-(NVML does not support it there), so a compute process is its busy signal whatever the class
-says. The sandbox is busy when any GPU is busy; with Jupyter activity on, a kernel or terminal
-action also counts. `last_active_at` is the last instant any signal said busy; the idle window
-runs from there (see `policy.decide`).
+Idleness is decided from activity, not from process presence: on a real node a notebook that
+imported torch keeps a CUDA context (a listed process, some memory) at 0 % for as long as its
+kernel lives, so presence would keep every such notebook busy forever. A GPU is busy when its
+utilization is above the class threshold, at the report or at any sample the agent took since
+the last one (the agent's `lastActiveAt`). Presence counts only where there is no utilization
+reading (MIG: NVML has none per instance), or when the class opts in with `countProcesses`.
+The sandbox is busy when any GPU is busy; with Jupyter activity on, a kernel or terminal action
+also counts. `last_active_at` is the last instant any signal said busy; the idle window runs
+from there (see `policy.decide`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class GPUActivity:
     uuid: str
     utilization_percent: float | None  # None: not measurable (MIG)
     processes: int
+    last_active_at: datetime | None = None  # the agent's: last sample above its threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,10 @@ def observe(
     for gpu in sorted(gpus, key=lambda g: g.uuid):
         why = _gpu_busy(gpu, policy)
         (busy_reasons if why else idle_reasons).append(why or _gpu_idle(gpu))
+        if gpu.last_active_at is not None and gpu.last_active_at <= at:
+            # Busy between two reports (a short burst the report's sample missed).
+            seen = gpu.last_active_at.astimezone(UTC)
+            last = seen if last is None else max(last, seen)
     gpu_busy = bool(busy_reasons)
     if gpu_busy:
         last = at if last is None else max(last, at)
@@ -71,7 +79,7 @@ def activity_from_report(report: GPUNodeReportStatus, pod_uid: str) -> list[GPUA
             if util is None and device is not None and device.utilization_signal == "DutyCycle":
                 util = device.utilization_percent
             processes = device.processes if device is not None else 0
-            out.append(GPUActivity(counters.uuid, util, processes))
+            out.append(GPUActivity(counters.uuid, util, processes, counters.last_active_at))
     return out
 
 
@@ -81,14 +89,16 @@ def _gpu_busy(gpu: GPUActivity, policy: ReclaimPolicy) -> str:
     counts = policy.count_processes or gpu.utilization_percent is None
     if counts and gpu.processes > 0:
         plural = "es" if gpu.processes != 1 else ""
-        return f"{gpu.uuid} runs {gpu.processes} compute process{plural}"
+        why = "no utilization reading" if gpu.utilization_percent is None else "countProcesses"
+        return f"{gpu.uuid} runs {gpu.processes} compute process{plural} ({why})"
     return ""
 
 
 def _gpu_idle(gpu: GPUActivity) -> str:
     if gpu.utilization_percent is None:
         return f"{gpu.uuid} without compute processes (MIG: no utilization reading)"
-    return f"{gpu.uuid} at {gpu.utilization_percent:g}%"
+    held = f", {gpu.processes} idle process(es) holding it" if gpu.processes else ""
+    return f"{gpu.uuid} at {gpu.utilization_percent:g}%{held}"
 
 
 def _all_idle(reasons: list[str], policy: ReclaimPolicy) -> str:
