@@ -104,6 +104,30 @@ def test_restarts_every_few_minutes_still_warn_once(tmp_path: Path) -> None:
     assert log[-1][0] == timedelta(minutes=10)
 
 
+class ShortLived(World):
+    def view(self) -> SandboxView:
+        view = super().view()
+        spec = view.spec.model_copy(update={"lifetime": "15m"})
+        return SandboxView(view.uid, view.namespace, view.name, 1, spec, view.status)
+
+
+def test_a_lifetime_warning_to_a_busy_sandbox_is_not_repeated_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    world = ShortLived(tmp_path)
+    world.engine.run_pass(world.snapshot())
+    log: list[tuple[timedelta, str]] = []
+    run(world, timedelta(minutes=14), 60, log)
+    assert world.status.idle_since is None
+    assert world.status.reclaim_at == T0 + timedelta(minutes=15)
+    restart(world)
+    run(world, timedelta(minutes=20), 60, log)
+    assert log == [
+        (timedelta(minutes=13), "LifetimeWarning"),
+        (timedelta(minutes=15), "LifetimeExceeded"),
+    ]
+
+
 def _view(status: dict[str, str], suspend: bool = False) -> SandboxView:
     spec = ExperimentSandboxSpec.model_validate({"class": "h100", "suspend": suspend})
     full = {"startedAt": T0.isoformat(), **status}

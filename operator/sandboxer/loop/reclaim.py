@@ -73,11 +73,11 @@ def seeded(sb: SandboxView, now: datetime, leader_since: datetime) -> ReclaimMem
     mem = ReclaimMemory(started_at=status.started_at)
     if not sb.running or status.started_at is None:
         return mem
+    if status.reclaim_at is not None and status.reclaim_at > status.started_at:
+        mem.warned_for = _second(status.reclaim_at)  # announced already (idle or lifetime)
+        mem.warned_at = _second(status.warned_at or now)  # an older status has no warnedAt
     if status.idle_since is not None:
         mem.quiet_from, mem.carried = _second(status.idle_since), True
-        if status.reclaim_at is not None and status.reclaim_at > status.started_at:
-            mem.warned_for = _second(status.reclaim_at)  # announced already: not again
-            mem.warned_at = _second(status.warned_at or now)  # older status: no warnedAt
     elif status.started_at < leader_since:
         mem.quiet_from = _second(now)
     return mem
