@@ -166,6 +166,7 @@ def test_idle_sandbox_is_warned_then_reclaimed_and_busy_one_is_not(tmp_path: Pat
     assert not busy.suspended
 
     idle = World(tmp_path / "idle")
+    idle.engine.run_pass(idle.snapshot())  # the loop was watching when the sandbox started
     warned_at = reclaimed_at = None
     for i in range(40):
         result = idle.step(30, util=0)

@@ -114,8 +114,16 @@ class ExperimentSandboxStatus(Model):
     observed_generation: int | None = None
     started_at: Timestamp | None = None
     idle_since: Timestamp | None = Field(
-        default=None, description="Since when every GPU has been idle (unset while busy)."
+        default=None,
+        description="Where the idle window starts: since when every GPU has been idle (unset "
+        "while busy). A restarted operator continues the window from here.",
+    )
+    warned_at: Timestamp | None = Field(
+        default=None,
+        description="When the idle or lifetime warning went out (unset once withdrawn); a "
+        "restarted operator does not warn again.",
     )
     reclaim_at: Timestamp | None = Field(
-        default=None, description="When the sandbox will be reclaimed if it stays idle."
+        default=None,
+        description="When the sandbox will be reclaimed if it stays idle (set with the warning).",
     )

@@ -3,6 +3,13 @@
 Owns each sandbox's memory between passes (start time, activity, the policy in force, what
 was announced), and decides again only on a new report, a new policy or start, or when the
 last decision said it could change.
+
+The memory also lives in the sandbox's status (`idleSince`, `warnedAt`, `reclaimAt`, written by
+`status_writes`), so a restarted or new leader continues the same schedule: it seeds the memory
+of a running sandbox from there the first time it sees it. Without `idleSince` (the sandbox was
+busy, or no leader saw it idle) the window starts when this leader first saw it, never earlier:
+no reclaim before a full window of quiet this leader watched. Times are whole seconds, as status
+stores them, so a schedule read back from status is the one that was written.
 """
 
 from __future__ import annotations
@@ -40,12 +47,51 @@ class ReclaimMemory:
     checked: bool = False  # decided on the current report, policy and start time
     next_check: datetime | None = None  # when the decision could change without a new report
     policy_key: tuple[int | None, int] | None = None  # (generation, class object) it is for
+    quiet_from: datetime | None = None  # the idle window starts no earlier (fresh leader)
+    carried: bool = False  # quiet_from came from status: the sandbox was idle before
+    warned_at: datetime | None = None  # when the warning for warned_for went out
+
+    def idle_since(self) -> datetime | None:
+        """Where the idle window starts, for status; None while busy or not yet observed."""
+        activity = self.activity
+        if self.started_at is None or (activity is None and not self.carried):
+            return None
+        if activity is not None and activity.busy:
+            return None
+        last = activity.last_active_at if activity else None
+        return max(t for t in (self.started_at, self.quiet_from, last) if t is not None)
+
+
+def seeded(sb: SandboxView, now: datetime, leader_since: datetime) -> ReclaimMemory:
+    """The memory of a sandbox this leader sees for the first time, from its status.
+
+    A running sandbox keeps the window and warning its status records. Without `idleSince`, one
+    that started before this leader's first pass gets its window from now (it may have been
+    busy a moment ago); one that started since is watched from its start as always.
+    """
+    status = sb.status
+    mem = ReclaimMemory(started_at=status.started_at)
+    if not sb.running or status.started_at is None:
+        return mem
+    if status.reclaim_at is not None and status.reclaim_at > status.started_at:
+        mem.warned_for = _second(status.reclaim_at)  # announced already (idle or lifetime)
+        mem.warned_at = _second(status.warned_at or now)  # an older status has no warnedAt
+    if status.idle_since is not None:
+        mem.quiet_from, mem.carried = _second(status.idle_since), True
+    elif status.started_at < leader_since:
+        mem.quiet_from = _second(now)
+    return mem
+
+
+def _second(at: datetime) -> datetime:
+    return at.replace(microsecond=0)
 
 
 class ReclaimDecisions:
     def __init__(self, settings: LoopSettings) -> None:
         self.settings = settings
         self._memory: dict[str, ReclaimMemory] = {}
+        self._since: datetime | None = None  # this leader's first pass
 
     def memory(self, uid: str) -> ReclaimMemory | None:
         """What reclaim knows of a sandbox (status writes show its activity and warning)."""
@@ -63,15 +109,20 @@ class ReclaimDecisions:
         pod_of = {ref.uid: pod_uid for pod_uid, ref in refs.items()}
         by_report: dict[str, dict[str, list[idle_signals.GPUActivity]]] = {}
         live = set()
+        if self._since is None:
+            self._since = snap.now
         for sb in snap.sandboxes.values():
             live.add(sb.uid)
             cls = snap.classes.get(sb.spec.class_)
-            mem = self._memory.setdefault(sb.uid, ReclaimMemory())
+            mem = self._memory.get(sb.uid)
+            if mem is None:
+                mem = self._memory[sb.uid] = seeded(sb, snap.now, self._since)
             started = sb.status.started_at
             if not sb.running or cls is None or started is None:
                 continue
             if mem.started_at != started:  # started or resumed: a full idle window again
                 mem.started_at, mem.activity, mem.warned_for = started, None, None
+                mem.quiet_from, mem.carried, mem.warned_at = None, False, None
                 mem.checked = False
             if mem.policy_key != (sb.generation, id(cls)):
                 mem.checked = False
@@ -97,18 +148,18 @@ class ReclaimDecisions:
                         }
                     gpus = by_report[node].get(pod_uid, [])
                     if gpus:
-                        mem.activity = idle_signals.observe(
-                            mem.activity, gpus, report.reported_at, policy
-                        )
+                        at = _second(report.reported_at)
+                        mem.activity = idle_signals.observe(mem.activity, gpus, at, policy)
                     mem.seen_report = mark
             if mem.checked and (mem.next_check is None or snap.now < mem.next_check):
                 continue  # no new report and nothing due: the last decision stands
             activity = mem.activity
+            last = activity.last_active_at if activity else None
             decision = reclaim_decide(
                 policy,
                 now=snap.now,
                 started_at=started,
-                last_active_at=activity.last_active_at if activity else None,
+                last_active_at=max(t for t in (last, mem.quiet_from, started) if t is not None),
                 idle_signals=activity.signals if activity and not activity.busy else "",
             )
             mem.checked = True
@@ -131,11 +182,11 @@ class ReclaimDecisions:
                 reason = "IdleWarning" if decision.reason == "Idle" else "LifetimeWarning"
                 conditions[sb.uid].append(("Idle", "True", reason, decision.message))
                 if mem.warned_for != decision.reclaim_at:
-                    mem.warned_for = decision.reclaim_at
+                    mem.warned_for, mem.warned_at = decision.reclaim_at, _second(snap.now)
                     _notify_owner(index, sb, True, decision.reason, decision.message, result)
                     result.events.append(EventIntent.about(sb, "Warning", reason, decision.message))
             elif isinstance(decision, Keep):
-                mem.warned_for = None
+                mem.warned_for = mem.warned_at = None
                 busy = activity is not None and activity.busy
                 conditions[sb.uid].append(
                     ("Idle", "False", "Active" if busy else "WithinWindow", "")

@@ -77,18 +77,20 @@ class StatusWriter:
                     )  # fmt: skip
             if conds != sb.status.conditions:
                 patch["conditions"] = [c.dump() for c in conds]
-            idle_since = None
-            reclaim_at = None
-            if sb.running and activity is not None and not activity.busy:
-                idle_since = activity.last_active_at or (mem.started_at if mem else None)
+            # Reclaim's memory, kept in status so a restarted leader continues it (whole
+            # seconds, as stored: a value read back compares equal and is not rewritten).
+            idle_since = mem.idle_since() if sb.running and mem else None
+            warned_at = reclaim_at = None
             idle_cond = get_condition(conds, "Idle")
             if idle_cond is not None and idle_cond.reason in ("IdleWarning", "LifetimeWarning"):
                 reclaim_at = mem.warned_for if mem else None
+                warned_at = mem.warned_at if reclaim_at and mem else None
             for key, value, current in (
                 ("idleSince", idle_since, sb.status.idle_since),
+                ("warnedAt", warned_at, sb.status.warned_at),
                 ("reclaimAt", reclaim_at, sb.status.reclaim_at),
             ):
-                if value != current:
+                if _second(value) != _second(current):
                     patch[key] = rfc3339(value) if value else None
             # Usage and budget figures move every pass: write them with a faster change, or
             # at most once per usage_refresh (writes grow with changes, not with time).
@@ -111,6 +113,10 @@ class StatusWriter:
                 result.sandbox_writes.append(
                     SandboxWrite(sb.namespace, sb.name, patch, suspend=suspend)
                 )
+
+
+def _second(at: datetime | None) -> datetime | None:
+    return at.replace(microsecond=0) if at is not None else None
 
 
 def _slow_fields(
