@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sandboxer.budgets.gate import DEFAULT_MIN_RUNTIME, NoBudgetPolicy
+from sandboxer.budgets.gate import NoBudgetPolicy
 from sandboxer.reclaim.savings import SavingsPolicy
 
 
@@ -24,5 +24,4 @@ class LoopSettings:
     # reports are cumulative, so a restart re-folds from the last save without loss.
     checkpoint_interval: timedelta = timedelta(minutes=1)
     no_budget: NoBudgetPolicy | None = field(default_factory=NoBudgetPolicy)
-    min_runtime: timedelta = DEFAULT_MIN_RUNTIME  # admission: refuse if less would be left
     savings: SavingsPolicy = field(default_factory=SavingsPolicy)
