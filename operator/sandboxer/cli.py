@@ -138,14 +138,6 @@ def operator(
             help="Owners no ComputeBudget names: 'deny' or 'allowance:<gpu-hours>'.",
         ),
     ] = "deny",
-    min_runtime: Annotated[
-        float,
-        typer.Option(
-            envvar="SANDBOXER_MIN_RUNTIME",
-            parser=seconds,
-            help="Refuse a start when the budget left would last less than this (1h).",
-        ),
-    ] = 3600.0,
     log_format: Annotated[
         LogFormat, typer.Option(envvar="SANDBOXER_LOG_FORMAT", help="auto: JSON unless a tty.")
     ] = "auto",
@@ -177,7 +169,6 @@ def operator(
         export_formats=export_formats,
         loop_interval=loop_interval,
         no_budget=no_budget,
-        min_runtime=min_runtime,
         log_format=log_format,
         log_level=log_level,
     )

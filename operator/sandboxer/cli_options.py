@@ -74,7 +74,6 @@ def operator_config(
     export_formats: str,
     loop_interval: float | None,
     no_budget: str,
-    min_runtime: float,
     log_format: LogFormat,
     log_level: LogLevel,
 ) -> OperatorConfig:
@@ -121,7 +120,6 @@ def operator_config(
         export_formats=formats,
         loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
         no_budget=no_budget,
-        min_runtime=min_runtime,
     )
     if dev:
         from sandboxer.devcluster.devsettings import join_playground

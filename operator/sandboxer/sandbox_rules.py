@@ -163,6 +163,39 @@ def check_immutable(
     return errors
 
 
+def _given(spec: ExperimentSandboxSpec | None) -> dict[str, str | None]:
+    res = spec.resources if spec else None
+    st = spec.storage if spec else None
+    return {
+        "spec.resources.cpu": res.cpu if res else None,
+        "spec.resources.memory": res.memory if res else None,
+        "spec.storage.size": st.size if st else None,
+    }
+
+
+def check_quantities(
+    new: ExperimentSandboxSpec, old: ExperimentSandboxSpec | None, cls: SandboxClassSpec | None
+) -> list[str]:
+    """Every quantity the user gives (cpu, memory, storage size) must be more than zero; on
+    UPDATE only the ones that change, so a stored sandbox stays suspendable."""
+    defaults = {
+        "spec.resources.cpu": f"{cls.defaults.cpu_per_gpu} per GPU" if cls else None,
+        "spec.resources.memory": f"{cls.defaults.memory_per_gpu} per GPU" if cls else None,
+        "spec.storage.size": cls.defaults.storage if cls else None,
+    }
+    before = _given(old)
+    errors = []
+    for field, value in _given(new).items():
+        if value is None or value == before[field] or parse_quantity(value) > 0:
+            continue
+        hint = f" ({defaults[field]})" if defaults[field] else ""
+        errors.append(
+            f"{field}: {value} is not a positive quantity; ask for more than zero, or leave "
+            f"{field} out for the class default{hint}"
+        )
+    return errors
+
+
 def check_class_limits(
     spec: ExperimentSandboxSpec, class_name: str, cls: SandboxClassSpec
 ) -> list[str]:
@@ -188,7 +221,12 @@ def check_class_limits(
         ("spec.storage.size", inputs.storage(sb, cls), cls.limits.max_storage),
     ):
         # Defaults scale with GPUs: after a GPU refusal, only the GPU message is useful.
-        if _too_big(value, limit) and not (errors and field != "spec.storage.size"):
+        # (A quantity at or below zero is check_quantities' refusal.)
+        if (
+            parse_quantity(value) > 0
+            and _too_big(value, limit)
+            and not (errors and field != "spec.storage.size")
+        ):
             errors.append(
                 f"{field}: {value} is more than {where} allows (at most {limit}); ask for "
                 f"{limit} or less"
@@ -234,6 +272,7 @@ def validate_sandbox(
 ) -> list[str]:
     """All reasons to refuse this CREATE/UPDATE (empty: admit)."""
     errors = check_owner(new, old, who)
+    errors += check_quantities(new, old, cls)
     if old is not None:
         errors += check_immutable(new, old, cls)
     if cls is None:

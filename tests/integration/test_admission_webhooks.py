@@ -148,6 +148,23 @@ async def test_over_limit_is_refused_naming_the_limit(webhooks: Any) -> None:
     assert "maxGpus 8" in response["status"]["message"]
 
 
+async def test_a_negative_quantity_is_refused_naming_the_field(webhooks: Any) -> None:
+    hooks, gate = webhooks
+    for spec, field in (
+        ({"resources": {"cpu": "-1"}}, "spec.resources.cpu"),
+        ({"resources": {"memory": "0"}}, "spec.resources.memory"),
+        ({"storage": {"size": "-10Gi"}}, "spec.storage.size"),
+    ):
+        response = await hooks.call(
+            "sandbox-validate", review("CREATE", "alice", body(owner="alice", **spec))
+        )
+        assert response["allowed"] is False, spec
+        message = response["status"]["message"]
+        assert message.startswith(f"{field}: "), message
+        assert "not a positive quantity" in message and "class default" in message
+    assert gate.asked == []  # refused before the budget is asked
+
+
 async def test_budget_gate_is_asked_and_told_about_dry_run(webhooks: Any) -> None:
     hooks, gate = webhooks
     ok = await hooks.call(

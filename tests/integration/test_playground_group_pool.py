@@ -35,6 +35,7 @@ POOL = {
         "scope": "Shared",
         "allowance": {"gpuHours": 0.01},  # 36 GPU-seconds: gone in seconds with 3 GPUs busy
         "maxConcurrentGpus": 3,
+        "minRuntime": "0s",  # a tiny pool that still admits short sessions
         "onExhausted": "Suspend",
         "team": "ml-platform",
         "costCenter": "CC-4242",
@@ -62,9 +63,9 @@ async def test_a_group_pool_counts_and_stops_both_members(tmp_path: Path) -> Non
         nodes=2, gpus_per_node=4, sample_interval=0.2, report_interval=0.5,
         ledger_dir=tmp_path / "ledger", kubeconfig=tmp_path / "kubeconfig",
         examples=ROOT / "examples",
-        # Short enough that a tiny pool admits and runs out within the test.
+        # Short enough that the tiny pool runs out within the test.
         operator_overrides={"loop_interval": 0.5, "usage_refresh": 1.0, "budget_refresh": 1.0,
-                            "checkpoint_interval": 0.0, "min_runtime": 1.0},
+                            "checkpoint_interval": 0.0},
     ) as pg:  # fmt: skip
         kubectl = kubectl_runner(pg.kubeconfig_path, tmp_path / "kube-cache")
         await kubectl("apply", "-f", "-", input=json.dumps(POOL))

@@ -110,6 +110,18 @@ async def test_over_the_class_limit_is_refused_naming_it(pg_kubectl: Kubectl) ->
     assert listed["items"] == []
 
 
+async def test_a_negative_storage_size_is_refused_and_not_stored(pg_kubectl: Kubectl) -> None:
+    negative = json.loads(manifest("negative", 1))
+    negative["spec"]["storage"] = {"size": "-1Gi"}
+    result = await pg_kubectl(
+        "apply", "-f", "-", user="alice", input=json.dumps(negative), check=False
+    )
+    assert result.rc != 0
+    assert "spec.storage.size: -1Gi is not a positive quantity" in result.stderr, result.stderr
+    assert "leave spec.storage.size out for the class default" in result.stderr
+    assert (await get(pg_kubectl, "esb"))["items"] == []
+
+
 async def test_more_gpus_than_any_node_keeps_the_pod_pending(pg_kubectl: Kubectl) -> None:
     # Within the class (8) but above every node (4 each).
     await pg_kubectl("apply", "-f", "-", user="alice", input=manifest("huge", 8))

@@ -203,8 +203,32 @@ def test_refusal_message_names_person_budget_remaining_and_what_fits() -> None:
     assert decision.reason == "InsufficientBudget"
     assert decision.message == (
         "alice has 1.5 of 200 GPU-hours left in 2026-11 on budget team-vision; "
-        "4×H100 would use it in 22 minutes; try gpus: 1 or ask the owners of team-vision"  # noqa: RUF001
+        "4×H100 would use it in 22 minutes, under the budget's minRuntime of 1h; "  # noqa: RUF001
+        "try gpus: 1 or ask the owners of team-vision"
     )
+
+
+def test_min_runtime_is_the_budgets_own_and_0s_turns_the_check_off() -> None:
+    short = budget(min_runtime="15m")
+    ok = gate.decide(request(4), [(short, status_of(short, 198.5))])  # 22 minutes >= 15
+    assert ok.allowed, ok.message
+    strict = budget(min_runtime="2h")
+    refused = gate.decide(request(1), [(strict, status_of(strict, 198.5))])  # 1.5 h < 2 h
+    assert refused.reason == "InsufficientBudget"
+    assert "under the budget's minRuntime of 2h" in refused.message
+    assert "ask the owners of team-vision for a top-up" in refused.message  # not even 1 GPU
+    off = budget(min_runtime="0s")
+    assert gate.decide(request(8), [(off, status_of(off, 199.99))]).allowed
+    assert not gate.decide(request(8), [(off, status_of(off, 200))]).allowed  # still exhausted
+    assert budget().spec.min_runtime == "1h"
+
+
+@pytest.mark.parametrize("bad", ["-1h", "abc", "1", "1d", "", " 1h"])
+def test_a_min_runtime_that_is_no_duration_is_refused(bad: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"minRuntime|min_runtime"):
+        budget(minRuntime=bad)
 
 
 def test_admitted_inside_budget_and_tightest_budget_reported() -> None:

@@ -20,6 +20,6 @@ def test_operator_command_defaults_are_the_loop_settings_defaults() -> None:
     defaults = {p.name: p.default for p in operator.params}
     loop = LoopSettings()
     assert defaults["loop_interval"] is None  # unset: LoopSettings().interval, or the playground's
-    assert defaults["min_runtime"] == loop.min_runtime.total_seconds()
+    assert "min_runtime" not in defaults  # a ComputeBudget field (spec.minRuntime) now
     assert defaults["no_budget"] == "deny"
     assert loop.no_budget is not None and loop.no_budget.action == "Deny"

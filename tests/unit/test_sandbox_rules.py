@@ -208,3 +208,54 @@ def test_an_admin_may_hand_a_sandbox_to_someone_else_but_not_create_for_them() -
     admin = Requester("root", is_admin=True)
     assert check_owner(spec(owner="bob"), spec(owner="alice"), admin) == []
     assert check_owner(spec(owner="bob"), None, admin) != []
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "default"),
+    [
+        ({"resources": {"cpu": "-1"}}, "spec.resources.cpu", "8 per GPU"),
+        ({"resources": {"cpu": -2}}, "spec.resources.cpu", "8 per GPU"),
+        ({"resources": {"cpu": "0"}}, "spec.resources.cpu", "8 per GPU"),
+        ({"resources": {"memory": "-64Gi"}}, "spec.resources.memory", "64Gi per GPU"),
+        ({"resources": {"memory": "0Mi"}}, "spec.resources.memory", "64Gi per GPU"),
+        ({"storage": {"size": "-100Gi"}}, "spec.storage.size", "100Gi"),
+        ({"storage": {"size": "0"}}, "spec.storage.size", "100Gi"),
+        ({"storage": {"size": "-1e3"}}, "spec.storage.size", "100Gi"),
+    ],
+)
+def test_a_quantity_at_or_below_zero_is_refused_naming_the_field(
+    fields: dict[str, Any], field: str, default: str
+) -> None:
+    [error] = validate_sandbox(spec(owner="alice", **fields), None, "h100", H100, ALICE)
+    assert error.startswith(f"{field}: ")
+    assert "not a positive quantity" in error
+    assert f"leave {field} out for the class default ({default})" in error
+
+
+def test_every_non_positive_quantity_is_named_even_without_the_class() -> None:
+    bad = spec(owner="alice", resources={"cpu": "-1", "memory": "0"}, storage={"size": "-1Gi"})
+    errors = validate_sandbox(bad, None, "h100", H100, ALICE)
+    assert [e.split(":")[0] for e in errors] == [
+        "spec.resources.cpu",
+        "spec.resources.memory",
+        "spec.storage.size",
+    ]
+    errors = validate_sandbox(bad, None, "h100", None, ALICE)
+    assert sum("not a positive quantity" in e for e in errors) == 3
+    assert any("does not exist" in e for e in errors)
+
+
+def test_a_negative_quantity_on_update_is_refused_and_a_stored_one_stays_suspendable() -> None:
+    old = spec(owner="alice", resources={"cpu": "4"})
+    [error] = validate_sandbox(
+        spec(owner="alice", resources={"cpu": "-4"}), old, "h100", H100, ALICE
+    )
+    assert error.startswith("spec.resources.cpu: -4 is not a positive quantity")
+    stored = spec(owner="alice", resources={"cpu": "-4"})
+    suspend = spec(owner="alice", resources={"cpu": "-4"}, suspend=True)
+    assert validate_sandbox(suspend, stored, "h100", H100, ALICE) == []
+
+
+def test_small_positive_quantities_pass() -> None:
+    ok = spec(owner="alice", resources={"cpu": "500m", "memory": "1Mi"}, storage={"size": "1Gi"})
+    assert validate_sandbox(ok, None, "h100", H100, ALICE) == []

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sandboxer.api.types import Condition, DNSLabel, Model, Timestamp
+from sandboxer.api.types import Condition, DNSLabel, Duration, Model, Timestamp
 
 
 class Subject(Model):
@@ -65,6 +65,11 @@ class ComputeBudgetSpec(Model):
     on_exhausted: Literal["Suspend", "DenyNew", "Notify"] = Field(
         default="Suspend",
         description="Suspend running sandboxes (keeping storage), only DenyNew, or only Notify.",
+    )
+    min_runtime: Duration = Field(
+        default="1h",
+        description="Refuse a start or resume when what is left would last less than this at "
+        "the sandbox's rate; 0s turns the check off.",
     )
     cost_center: str | None = Field(default=None, max_length=128)
     team: str | None = Field(default=None, max_length=128)

@@ -2,9 +2,9 @@
 
 All applicable accounts must allow (see `matching`). Each one checks, in order: the class is one
 the budget pays for; the owner's running GPUs plus the new ones stay within maxConcurrentGpus; the
-allowance is not used up; and what is left lasts at least `min_runtime` at the sandbox's rate,
-so nobody starts a 4-GPU notebook that would be suspended a few minutes later. A refusal names
-the person, the budget, used and remaining, and what would fit.
+allowance is not used up; and what is left lasts at least the budget's `minRuntime` at the
+sandbox's rate, so nobody starts a 4-GPU notebook that would be suspended a few minutes later.
+A refusal names the person, the budget, used and remaining, and what would fit.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from sandboxer.api.budget import Allowance, ComputeBudgetSpec, Subject
+from sandboxer.api.types import parse_duration
 from sandboxer.budgets.matching import Account, Budget, Person, applicable, pays_for
 from sandboxer.budgets.periods import Period, PeriodKind, period_at
 from sandboxer.budgets.status import (
@@ -27,7 +28,6 @@ from sandboxer.budgets.status import (
     account_statuses,
 )
 
-DEFAULT_MIN_RUNTIME = timedelta(hours=1)
 DEFAULT_BUDGET_NAME = "default"
 
 Reason = Literal[
@@ -135,8 +135,6 @@ def checks_for(
 def decide(
     request: SandboxRequest,
     checks: Sequence[tuple[Budget, AccountStatus]],
-    *,
-    min_runtime: timedelta = DEFAULT_MIN_RUNTIME,
 ) -> Decision:
     """`checks`: every applicable (budget, account status), default budget included."""
     if not checks:
@@ -150,7 +148,7 @@ def decide(
         )
     refusals: list[tuple[Reason, str]] = []
     for budget, status in checks:
-        refusal = _check(request, budget.spec, status, min_runtime)
+        refusal = _check(request, budget.spec, status)
         if refusal is not None:
             refusals.append(refusal)
     tightest = min((st for _, st in checks), key=lambda st: _runtime_hours(request, st))
@@ -163,7 +161,7 @@ def decide(
 
 
 def _check(
-    req: SandboxRequest, spec: ComputeBudgetSpec, st: AccountStatus, min_runtime: timedelta
+    req: SandboxRequest, spec: ComputeBudgetSpec, st: AccountStatus
 ) -> tuple[Reason, str] | None:
     owners = f"ask the owners of {st.account.budget}"
     if not pays_for(spec, req.sandbox_class):
@@ -189,14 +187,16 @@ def _check(
         return "BudgetExhausted", (
             f"{left}; it renews on {st.period.end:%Y-%m-%d} (UTC); {owners} for a top-up"
         )
+    least = parse_duration(spec.min_runtime).total_seconds() / 3600
     rate = _rate(req, st)
     runtime = st.remaining / rate if rate > 0 else math.inf
-    if runtime * 3600 < min_runtime.total_seconds():
+    if runtime < least:
         per_gpu = rate / req.gpus
-        fits = math.floor(st.remaining / (per_gpu * min_runtime.total_seconds() / 3600))
+        fits = math.floor(st.remaining / (per_gpu * least))
         hint = f"try gpus: {fits} or {owners}" if fits >= 1 else f"{owners} for a top-up"
         return "InsufficientBudget", (
-            f"{left}; {req.shape} would use it in {human_hours(runtime)}; {hint}"
+            f"{left}; {req.shape} would use it in {human_hours(runtime)}, under the "
+            f"budget's minRuntime of {spec.min_runtime}; {hint}"
         )
     return None
 

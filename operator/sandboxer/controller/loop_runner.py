@@ -45,7 +45,6 @@ def loop_settings(config: OperatorConfig) -> LoopSettings:
         unknown_pod_grace=timedelta(seconds=config.unknown_pod_grace),
         close_grace=timedelta(seconds=config.hour_close_grace),
         no_budget=no_budget_policy(config.no_budget),
-        min_runtime=timedelta(seconds=config.min_runtime),
         checkpoint_interval=timedelta(seconds=config.checkpoint_interval),
     )
 

@@ -50,6 +50,7 @@ metadata: {{name: {BOB_BUDGET}}}
 spec:
   subjects: [{{kind: User, name: bob}}]
   allowance: {{gpuHours: 0.015}}
+  minRuntime: 5s
   warnAt: [50, 80]
   onExhausted: Suspend
   team: vision
@@ -240,7 +241,6 @@ async def run_demo(
             "budget_refresh": 1.0,
             "unknown_pod_grace": 5.0,
             "checkpoint_interval": 0.0,
-            "min_runtime": 5.0,
         },
     ) as pg:
         board.attach(pg.cluster)

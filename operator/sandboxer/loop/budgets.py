@@ -271,7 +271,6 @@ class BudgetChecks:
                 hourly_cost=hourly_cost(snap, cls, request.gpus) if cls else 0.0,
             ),
             checks,
-            min_runtime=self.settings.min_runtime,
         )
         if not decision.allowed and not request.dry_run:
             for budget, st in checks:

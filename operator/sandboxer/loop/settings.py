@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sandboxer.budgets.gate import DEFAULT_MIN_RUNTIME, NoBudgetPolicy
+from sandboxer.budgets.gate import NoBudgetPolicy
 from sandboxer.reclaim.savings import SavingsPolicy
 
 
@@ -24,7 +24,6 @@ class LoopSettings:
     # reports are cumulative, so a restart re-folds from the last save without loss.
     checkpoint_interval: timedelta = timedelta(minutes=1)
     no_budget: NoBudgetPolicy | None = field(default_factory=NoBudgetPolicy)
-    min_runtime: timedelta = DEFAULT_MIN_RUNTIME  # admission: refuse if less would be left
     # An admitted sandbox counts at once, until a pass sees it (or this long, if it never came).
     reservation_ttl: timedelta = timedelta(minutes=2)
     savings: SavingsPolicy = field(default_factory=SavingsPolicy)
