@@ -249,8 +249,11 @@ async def test_the_operator_sends_only_granted_calls(repo_root: Any) -> None:
             # The embedded API runs the pod; kopf sees the child change, we re-derive the status.
             await eventually(
                 lambda: (
-                    (GROUP, "experimentsandboxes/status", "patch")
-                    in sent(cluster.http.log, OPERATOR_USER)
+                    {
+                        (GROUP, "experimentsandboxes/status", "patch"),
+                        ("apps", "statefulsets", "create"),
+                    }
+                    <= sent(cluster.http.log, OPERATOR_USER)
                 ),
                 within=30,
                 message="a status patch of the sandbox",

@@ -73,7 +73,7 @@ async def test_alice_applies_waits_suspends_resumes_and_deletes(pg_kubectl: Kube
     )  # fmt: skip
     assert refused.rc != 0
     assert "denied the request" in refused.stderr
-    assert "cannot be changed" in refused.stderr and "'alice'" in refused.stderr
+    assert "belongs to 'alice'" in refused.stderr and "you are bob" in refused.stderr
     assert (await get(kubectl, "esb", "my-notebook"))["spec"]["owner"] == "alice"
 
     # Suspend: the pod goes, the workspace stays.
