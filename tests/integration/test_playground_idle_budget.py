@@ -21,18 +21,24 @@ pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
 AFTER, WARN_BEFORE, REPORT = 6, 3, 0.5  # seconds; the playground fixture reports every 0.5 s
 
-QUICK_CLASS = json.dumps(
-    {
-        "apiVersion": "sandboxer.io/v1alpha1",
-        "kind": "SandboxClass",
-        "metadata": {"name": "quick"},
-        "spec": {
-            "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
-            "gpu": {"model": "H100"},
-            "idle": {"after": f"{AFTER}s", "warnBefore": f"{WARN_BEFORE}s"},
-        },
-    }
-)
+
+def quick_class(after: float, warn_before: float) -> str:
+    """A class with a short idle window, for reclaim tests on real time."""
+    return json.dumps(
+        {
+            "apiVersion": "sandboxer.io/v1alpha1",
+            "kind": "SandboxClass",
+            "metadata": {"name": "quick"},
+            "spec": {
+                "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
+                "gpu": {"model": "H100"},
+                "idle": {"after": f"{after}s", "warnBefore": f"{warn_before}s"},
+            },
+        }
+    )
+
+
+QUICK_CLASS = quick_class(AFTER, WARN_BEFORE)
 
 
 def sandbox(name: str, utilization: int, cls: str = "quick", gpus: int = 1) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_playground_idle_budget import quick_class
 from tests.integration.test_playground_users_operator import (
     Operator,
     ctl,
@@ -31,18 +32,7 @@ pytestmark = pytest.mark.slow  # a playground and two operator processes
 AFTER, WARN_BEFORE = 40, 32  # seconds
 LOOP = 0.5  # the operator's pass interval (the playground reports every 0.5 s)
 
-QUICK_CLASS = json.dumps(
-    {
-        "apiVersion": "sandboxer.io/v1alpha1",
-        "kind": "SandboxClass",
-        "metadata": {"name": "quick"},
-        "spec": {
-            "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
-            "gpu": {"model": "H100"},
-            "idle": {"after": f"{AFTER}s", "warnBefore": f"{WARN_BEFORE}s"},
-        },
-    }
-)
+QUICK_CLASS = quick_class(AFTER, WARN_BEFORE)
 IDLE = json.dumps(
     {
         "apiVersion": "sandboxer.io/v1alpha1",
