@@ -121,11 +121,12 @@ async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_reset
     assert (at(second["lastTimestamp"]) - restarted).total_seconds() >= AFTER - 1
 
 
-async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_and_admin_sees_status(
+async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_until_it_allows_short_ones(
     playground: Playground, pg_kubectl: Kubectl
 ) -> None:
     """The warn-suspend-top-up-resume flow runs in tests/integration/test_demo.py (through
-    kubectl, with a short minimum runtime); here the default one-hour minimum applies."""
+    kubectl, with a short minimum runtime); here the default one-hour minimum refuses, bad
+    minRuntime values are refused by the API, and `minRuntime: 0s` admits the short session."""
     kubectl = pg_kubectl
     tiny = json.dumps(
         {
@@ -151,10 +152,21 @@ async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_and_admin_s
     small = sandbox("small", 0, "h100", gpus=1)
     still = await kubectl("apply", "-f", "-", user="bob", input=small, check=False)
     assert still.rc != 0
+    assert "under the budget's minRuntime of 1h" in still.stdout + still.stderr
+    # A minRuntime that is no duration, or a negative one, is refused by the API, field named.
+    for bad in ("-1h", "abc"):
+        patch = json.dumps({"spec": {"minRuntime": bad}})
+        wrong = await kubectl(
+            "patch", "computebudget", "tiny", "--type", "merge", "-p", patch, check=False
+        )
+        assert wrong.rc != 0
+        assert "spec.minRuntime" in wrong.stderr, wrong.stderr
+    stored = await get(kubectl, "computebudget", "tiny", user="admin")
+    assert stored["spec"]["minRuntime"] == "1h"  # the schema default; nothing bad was kept
+    # The team allows short sessions: 0s turns the check off, and the half hour is admitted.
     await kubectl(
-        "patch", "computebudget", "tiny", "--type", "merge",
-        "-p", '{"spec":{"allowance":{"gpuHours":10}}}',
-    )  # fmt: skip
+        "patch", "computebudget", "tiny", "--type", "merge", "-p", '{"spec":{"minRuntime":"0s"}}'
+    )
     await kubectl("apply", "-f", "-", user="bob", input=small)
     await wait(kubectl, "--for=condition=Ready", "esb/small", user="bob")
     await wait(
