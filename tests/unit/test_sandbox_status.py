@@ -92,10 +92,17 @@ def test_other_unschedulable_keeps_the_scheduler_reason() -> None:
 
 
 def test_image_pull_failure_is_failed_with_the_reason() -> None:
-    waiting = {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}}
+    waiting = {
+        "name": "notebook",
+        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}},
+    }
     status = derive(pod({"type": "PodScheduled", "status": "True"}, containerStatuses=[waiting]))
     assert cond(status, "Ready") == ("False", "ImagePullBackOff")
     assert status.phase == "Failed"
+    ready = get_condition(status.conditions, "Ready")
+    assert ready is not None
+    # The start timeout quotes this message: it names the container and the kubelet's words.
+    assert ready.message == "container notebook: ImagePullBackOff (not found)"
 
 
 def test_suspended_drops_url_and_node_and_says_user() -> None:

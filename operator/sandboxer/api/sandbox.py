@@ -15,7 +15,9 @@ from sandboxer.api.types import (
     Timestamp,
 )
 
-SuspendedReason = Literal["User", "Idle", "BudgetExhausted", "Lifetime", "BudgetRefused"]
+SuspendedReason = Literal[
+    "User", "Idle", "BudgetExhausted", "Lifetime", "BudgetRefused", "StartFailed"
+]
 Phase = Literal["Pending", "Provisioning", "Ready", "Suspending", "Suspended", "Failed"]
 
 # StatefulSets add a controller-revision-hash label "<name>-<10 chars>", which must stay <= 63.

@@ -138,6 +138,13 @@ class SandboxClassSpec(Model):
     max_lifetime: Duration | None = Field(
         default=None, description="Suspend sandboxes running longer than this (off when unset)."
     )
+    startup_timeout: Duration = Field(
+        default="10m",
+        description="Suspend a sandbox (suspendedReason StartFailed) whose pod is scheduled, and "
+        "so holds its GPUs, but whose notebook has not been Ready for this long, e.g. a "
+        "container in CrashLoopBackOff or ImagePullBackOff. Counted from when the pod was "
+        "scheduled or the notebook was last Ready, whichever is later; 0s turns it off.",
+    )
     expose: Expose = Field(default_factory=Expose)
 
 

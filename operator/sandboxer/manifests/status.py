@@ -35,10 +35,14 @@ def _pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | No
 
 
 def _waiting_reason(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first waiting container's reason, and a message naming the container, as
+    "container notebook: CrashLoopBackOff (back-off 10s restarting failed container=...)"."""
     for cs in pod.get("status", {}).get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason"):
-            return str(waiting["reason"]), str(waiting.get("message", ""))
+            reason, detail = str(waiting["reason"]), str(waiting.get("message") or "")
+            text = f"container {cs.get('name', '')}: {reason}"
+            return reason, f"{text} ({detail})" if detail else text
     return None
 
 
