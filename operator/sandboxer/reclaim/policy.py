@@ -8,7 +8,8 @@ threshold 5 %, no maximum lifetime.
 
 The decision anchors the idle window at the latest of: last activity, the last start or resume,
 so a resumed sandbox always gets a full window (the Kubeflow #6648 re-cull after resume cannot
-happen, whatever stale activity data says). Lifetime counts from the last start or resume.
+happen, whatever stale activity data says). Lifetime counts from the current run's first
+Ready (status.startedAt).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def decide(
 ) -> Decision:
     """Keep, warn (`warnBefore` ahead) or reclaim one running sandbox.
 
-    started_at: when it last became ready (start or resume); lifetime counts from here.
+    started_at: when the current run first became ready; lifetime counts from here.
     last_active_at: the last time any signal said busy (see `idle.Activity`).
     idle_signals: which signals said idle, for the message.
     """
