@@ -52,15 +52,12 @@ def loop_settings(config: OperatorConfig) -> LoopSettings:
 # -- indexes (small values: what the loop reads) -------------------------------------------
 
 
-def index_report(*, name: str, status: Mapping[str, Any], **_: Any) -> Any:
-    return {name: dict(status)}
-
-
 def index_spec(*, name: str, spec: Mapping[str, Any], **_: Any) -> Any:
     return {name: dict(spec)}
 
 
 def index_status(*, name: str, status: Mapping[str, Any], **_: Any) -> Any:
+    """Node reports and budget statuses: both are read by name, status only."""
     return {name: dict(status)}
 
 
@@ -289,7 +286,7 @@ async def stop_loop(*, memo: kopf.Memo, **_: Any) -> None:
 def register(registry: kopf.OperatorRegistry) -> None:
     """Indexes the loop reads (the sandbox and class indexes come from sandboxes.py)."""
     g, v = GROUP, VERSION
-    kopf.index(g, v, "gpunodereports", id="index_report", registry=registry)(index_report)
+    kopf.index(g, v, "gpunodereports", id="index_report", registry=registry)(index_status)
     kopf.index(g, v, "computebudgets", id="index_budget", registry=registry)(index_spec)
     kopf.index(g, v, "computebudgets", id="index_budget_status", registry=registry)(index_status)
     kopf.index(g, v, "ratecards", id="index_ratecard", registry=registry)(index_spec)
