@@ -80,7 +80,8 @@ class IdlePolicy(Model):
     )
     use_jupyter_activity: bool = Field(
         default=False,
-        description="Also require no Jupyter activity (kernel or terminal) during the window.",
+        description="Reserved: also require no Jupyter activity during the window. Not read "
+        "yet; the operator does not query Jupyter, so this changes nothing today.",
     )
 
     @model_validator(mode="after")
