@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.manifests import compute_budget
 from tests.integration.test_playground_users_operator import (
     Operator,
     ctl,
@@ -30,19 +31,15 @@ LOOP = 0.5  # the operator's pass interval (the playground reports every 0.5 s)
 # One GPU uses 0.01 GPU-hours in 36 s: the warning at 25 % comes after about 9 s, the
 # exhaustion after 36 s, which leaves the restart time in between.
 SMALL = json.dumps(
-    {
-        "apiVersion": "sandboxer.io/v1alpha1",
-        "kind": "ComputeBudget",
-        "metadata": {"name": "small"},
-        "spec": {
-            "subjects": [{"kind": "User", "name": "alice"}],
-            "allowance": {"gpuHours": 0.01},
-            "warnAt": [25],
-            "maxConcurrentGpus": 1,
-            "minRuntime": "0s",
-            "onExhausted": "Suspend",
-        },
-    }
+    compute_budget(
+        "small",
+        ["alice"],
+        allowance={"gpuHours": 0.01},
+        warnAt=[25],
+        maxConcurrentGpus=1,
+        minRuntime="0s",
+        onExhausted="Suspend",
+    )
 )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import Kubectl
+from tests.integration.manifests import compute_budget, sandbox_class
 
 pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
@@ -24,18 +25,7 @@ AFTER, WARN_BEFORE, REPORT = 6, 3, 0.5  # seconds; the playground fixture report
 
 def quick_class(after: float, warn_before: float) -> str:
     """A class with a short idle window, for reclaim tests on real time."""
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "SandboxClass",
-            "metadata": {"name": "quick"},
-            "spec": {
-                "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
-                "gpu": {"model": "H100"},
-                "idle": {"after": f"{after}s", "warnBefore": f"{warn_before}s"},
-            },
-        }
-    )
+    return sandbox_class("quick", idle={"after": f"{after}s", "warnBefore": f"{warn_before}s"})
 
 
 QUICK_CLASS = quick_class(AFTER, WARN_BEFORE)
@@ -129,16 +119,7 @@ async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_until_it_al
     minRuntime values are refused by the API, and `minRuntime: 0s` admits the short session."""
     kubectl = pg_kubectl
     tiny = json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ComputeBudget",
-            "metadata": {"name": "tiny"},
-            "spec": {
-                "subjects": [{"kind": "User", "name": "bob"}],
-                "allowance": {"gpuHours": 0.5},
-                "onExhausted": "Suspend",
-            },
-        }
+        compute_budget("tiny", ["bob"], allowance={"gpuHours": 0.5}, onExhausted="Suspend")
     )
     await kubectl("apply", "-f", "-", input=tiny)
     # bob is also in group team-vision, whose budget pays for h100 (every budget must allow).

@@ -13,24 +13,14 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import Kubectl
+from tests.integration.manifests import sandbox_class
 from tests.integration.test_playground_idle_budget import at, events, get, wait
 
 pytestmark = pytest.mark.slow  # a whole playground run
 
 TIMEOUT = 15  # seconds: long enough for a healthy notebook to get Ready on a busy machine
 
-FLAKY_CLASS = json.dumps(
-    {
-        "apiVersion": "sandboxer.io/v1alpha1",
-        "kind": "SandboxClass",
-        "metadata": {"name": "flaky"},
-        "spec": {
-            "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
-            "gpu": {"model": "H100"},
-            "startupTimeout": f"{TIMEOUT}s",
-        },
-    }
-)
+FLAKY_CLASS = sandbox_class("flaky", startupTimeout=f"{TIMEOUT}s")
 
 
 def sandbox(name: str, start: str | None) -> str:

@@ -250,6 +250,7 @@ class Scheduler:
             self.apiserver.put_system(PODS, {**bound, "status": _creating(status)})
             asyncio.get_running_loop().call_later(self.container_start, self._run_containers, bound)
         else:
+            self.apiserver.put_system(PODS, bound)  # the binding (spec.nodeName) first
             self._run_containers(bound)
         self._notify(node_name)
 
