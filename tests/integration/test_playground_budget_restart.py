@@ -8,10 +8,9 @@ exhaustion once, never the warning a second time, and the refusal count goes on 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,11 @@ from tests.integration.manifests import compute_budget
 from tests.integration.test_playground_users_operator import (
     Operator,
     ctl,
+    events_about,
     external_dev,  # noqa: F401 (the fixture)
     ready,
 )
+from tests.integration.test_playground_users_operator import until as wait_until
 
 pytestmark = pytest.mark.slow  # a playground and two operator processes
 
@@ -60,22 +61,15 @@ async def alice_in_small(config: Path) -> dict[str, Any]:
     return next((s for s in subjects if s["name"] == "alice"), {})
 
 
-async def until(
+def until(
     config: Path, what: str, test: Callable[[dict[str, Any]], bool], within: float
-) -> dict[str, Any]:
-    """alice's figures in the budget once `test` holds (each check is one kubectl round trip)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not test(seen := await alice_in_small(config)):
-        assert asyncio.get_running_loop().time() < deadline, f"no {what}: {seen}"
-    return seen
+) -> Awaitable[dict[str, Any]]:
+    """alice's figures in the budget once `test` holds."""
+    return wait_until(lambda: alice_in_small(config), what, test, within)
 
 
-async def budget_events(config: Path, reason: str) -> list[dict[str, Any]]:
-    listed = await ctl(
-        config, "admin", "get", "events", "-A", "--field-selector", "involvedObject.name=small",
-        "-o", "json",
-    )  # fmt: skip
-    return [e for e in listed.json()["items"] if e["reason"] == reason]
+def budget_events(config: Path, reason: str) -> Awaitable[list[dict[str, Any]]]:
+    return events_about(config, "admin", "small", reason, "-A")
 
 
 async def test_restart_keeps_announced_warnings_and_friction_counters(

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,30 @@ async def external_dev(tmp_path: Path) -> AsyncIterator[tuple[Path, Path]]:
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), timeout=60)
     assert proc.returncode == 0
+
+
+async def until(
+    fetch: Callable[[], Awaitable[dict[str, Any]]],
+    what: str,
+    test: Callable[[dict[str, Any]], bool],
+    within: float,
+) -> dict[str, Any]:
+    """What `fetch` returns once `test` holds for it (each fetch is one kubectl round trip)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not test(seen := await fetch()):
+        assert asyncio.get_running_loop().time() < deadline, f"no {what}: {seen}"
+    return seen
+
+
+async def events_about(
+    config: Path, context: str, name: str, reason: str, *scope: str
+) -> list[dict[str, Any]]:
+    """The Events with `reason` about the object `name`, as `context` sees them."""
+    listed = await ctl(
+        config, context, "get", "events", *scope, "--field-selector",
+        f"involvedObject.name={name}", "-o", "json",
+    )  # fmt: skip
+    return [e for e in listed.json()["items"] if e["reason"] == reason]
 
 
 async def ready(config: Path, name: str) -> None:
