@@ -146,6 +146,15 @@ def operator(
             help="How long a silent leader keeps the Lease (15s; the playground's: 3s).",
         ),
     ] = None,
+    jupyter_interval: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SANDBOXER_JUPYTER_INTERVAL",
+            parser=seconds,
+            help="Between two /api/status requests to one notebook (default: the loop "
+            "interval, at least 30s).",
+        ),
+    ] = None,
     no_budget: Annotated[
         str,
         typer.Option(
@@ -185,6 +194,7 @@ def operator(
         loop_interval=loop_interval,
         leader_lease=leader_lease,
         lease_duration=lease_duration,
+        jupyter_interval=jupyter_interval,
         no_budget=no_budget,
         log_format=log_format,
         log_level=log_level,
@@ -279,6 +289,13 @@ def dev(
         Path | None,
         typer.Option(help="Write a Prometheus file_sd JSON of every /metrics endpoint here."),
     ] = None,
+    jupyter: Annotated[
+        bool,
+        typer.Option(
+            "--jupyter",
+            help="Run a real Jupyter Server for each running notebook, at its pod's IP.",
+        ),
+    ] = False,
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
     import asyncio
@@ -301,6 +318,7 @@ def dev(
                 external_operator=external_operator,
                 echo=echo,
                 prometheus_targets=prometheus_targets,
+                jupyter=jupyter,
             )
         )
     except KeyboardInterrupt:

@@ -76,6 +76,7 @@ def operator_config(
     no_budget: str,
     leader_lease: str = "sandboxer-operator",
     lease_duration: float | None = None,
+    jupyter_interval: float | None = None,
     log_format: LogFormat,
     log_level: LogLevel,
 ) -> OperatorConfig:
@@ -124,6 +125,7 @@ def operator_config(
         loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
         no_budget=no_budget,
         lease_name=leader_lease,
+        jupyter_interval=jupyter_interval,
     )
     if lease_duration is not None:
         config.lease_duration = lease_duration

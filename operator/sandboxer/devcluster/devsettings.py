@@ -24,6 +24,8 @@ from sandboxer.devcluster.auth import OPERATOR_USER
 EXTENSION = "sandboxer.io/dev"
 # A killed playground operator's successor waits this long for the Lease, not kube's 15 s.
 DEV_LEASE_DURATION = 3.0
+# Notebooks' /api/status asked every 2 s (a cluster's operator asks every 30 s at most).
+DEV_JUPYTER_INTERVAL = 2.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def join_playground(
         loop_interval=loop_interval or s.loop_interval,
         class_retry_delay=2.0,
         lease_duration=lease_duration or DEV_LEASE_DURATION,
+        jupyter_interval=config.jupyter_interval or DEV_JUPYTER_INTERVAL,
     )
     called = (
         "" if port == s.webhook_port else f" (not called: the playground calls {s.webhook_port})"
