@@ -131,6 +131,14 @@ def operator(
             envvar="SANDBOXER_LOOP_INTERVAL", parser=seconds, help="Accounting loop pass (10s)."
         ),
     ] = None,
+    telemetry_retention: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SANDBOXER_TELEMETRY_RETENTION",
+            parser=seconds,
+            help="Keep the telemetry `sandboxer replay` reads this long (2160h: 90 days).",
+        ),
+    ] = None,
     no_budget: Annotated[
         str,
         typer.Option(
@@ -168,6 +176,7 @@ def operator(
         export_interval=export_interval,
         export_formats=export_formats,
         loop_interval=loop_interval,
+        telemetry_retention=telemetry_retention,
         no_budget=no_budget,
         log_format=log_format,
         log_level=log_level,

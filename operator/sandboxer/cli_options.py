@@ -73,6 +73,7 @@ def operator_config(
     export_interval: float,
     export_formats: str,
     loop_interval: float | None,
+    telemetry_retention: float | None,
     no_budget: str,
     log_format: LogFormat,
     log_level: LogLevel,
@@ -121,6 +122,8 @@ def operator_config(
         loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
         no_budget=no_budget,
     )
+    if telemetry_retention is not None:
+        config.telemetry_retention = telemetry_retention
     if dev:
         from sandboxer.devcluster.devsettings import join_playground
 
