@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, cast
 
 import pyarrow as pa
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 State = Literal["running", "pending", "suspended", "deleted"]
 STATES: tuple[State, ...] = ("running", "pending", "suspended", "deleted")
+HOUR = timedelta(hours=1)
 
 
 class TelemetryError(ValueError):
@@ -171,10 +172,28 @@ def latest_per_sandbox(rows: Sequence[TelemetryRow]) -> dict[str, TelemetryRow]:
     return latest
 
 
-def merge_parts(parts: Sequence[tuple[str, bytes]]) -> bytes:
+COVERED_UNTIL = b"sandboxer.covered_until"  # merged file metadata: the last pass it holds
+
+
+def part_time(part: str) -> datetime:
+    """The pass time in a part's name (`ledger.store.telemetry_key`)."""
+    return datetime.strptime(part, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+
+
+def covered_until(data: bytes, name: str) -> datetime | None:
+    """Up to when the loop ran, as a merged hour file records it."""
+    try:
+        meta = pq.read_metadata(io.BytesIO(data)).metadata or {}
+    except (pa.ArrowException, OSError) as exc:
+        raise TelemetryError(f"telemetry file {name} is not readable Parquet: {exc}") from exc
+    value = meta.get(COVERED_UNTIL)
+    return datetime.fromisoformat(value.decode()) if value else None
+
+
+def merge_parts(parts: Sequence[tuple[str, bytes]], until: datetime) -> bytes:
     """One hour's file from the parts its passes wrote (in Arrow, not row by row: an hour of a
-    large cluster holds millions of rows). Parts hold disjoint rows; the result is sorted as
-    `encode` sorts, so merging the same parts again gives the same bytes."""
+    large cluster holds millions of rows), recording `until`, the last pass it covers. Parts
+    hold disjoint rows; merging the same parts again gives the same bytes."""
     tables = []
     for name, data in parts:
         try:
@@ -184,8 +203,11 @@ def merge_parts(parts: Sequence[tuple[str, bytes]]) -> bytes:
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     order = [("at", "ascending"), ("sandbox_uid", "ascending"), ("report", "ascending"),
              ("state", "ascending")]  # fmt: skip
+    table = table.sort_by(order).replace_schema_metadata(
+        {COVERED_UNTIL: until.astimezone(UTC).isoformat().encode()}
+    )
     out = io.BytesIO()
-    pq.write_table(table.sort_by(order), out, compression="zstd")
+    pq.write_table(table, out, compression="zstd")
     return out.getvalue()
 
 
@@ -193,6 +215,7 @@ def merge_parts(parts: Sequence[tuple[str, bytes]]) -> bytes:
 class Recorded:
     rows: list[TelemetryRow]  # without repeats, oldest first
     hours: list[datetime]  # hours that have a file or parts
+    through: datetime | None  # the last pass the files show the loop ran (None: no files)
 
 
 def read(store: LedgerStore, start: datetime, end: datetime) -> Recorded:
@@ -204,13 +227,20 @@ def read(store: LedgerStore, start: datetime, end: datetime) -> Recorded:
         by_hour.setdefault(entry.hour, []).append(entry.part)
     seen: set[tuple[str, datetime, str]] = set()
     rows: list[TelemetryRow] = []
+    through: datetime | None = None
     for entry in entries:
         if entry.part and "" in by_hour[entry.hour]:
             continue  # left over from a merge a crash interrupted: the merged file has them
         name = f"{store.url}/{entry.key}"
-        for row in decode(store.read_telemetry_bytes(entry), name):
+        data = store.read_telemetry_bytes(entry)
+        ran = part_time(entry.part) if entry.part else covered_until(data, name)
+        ran = min(ran or entry.hour + HOUR, entry.hour + HOUR)
+        through = ran if through is None else max(through, ran)
+        for row in decode(data, name):
             if row.key not in seen:
                 seen.add(row.key)
                 rows.append(row)
     rows.sort(key=lambda r: (r.at, r.sandbox_uid))
-    return Recorded(rows, sorted(by_hour))
+    if rows and through is not None:
+        through = max(through, rows[-1].at)
+    return Recorded(rows, sorted(by_hour), through)

@@ -119,10 +119,10 @@ class TelemetryRecorder:
                 self._pending.append(
                     dataclasses.replace(gone, at=now, state="deleted", report=None, gpu=())
                 )
-        due = (
-            self._written_at is None or now - self._written_at >= self.settings.checkpoint_interval
-        )
-        if self._pending and due:
+        # Written at the ledger's cadence even when nothing changed: the parts' times are how
+        # a replay knows up to when the loop was watching.
+        interval = self.settings.checkpoint_interval
+        if self._written_at is None or now - self._written_at >= interval:
             self._write(now)
 
     def _add(self, row: TelemetryRow) -> None:
@@ -151,7 +151,9 @@ class TelemetryRecorder:
                 continue
             if not any(not e.part for e in entries):  # merged already when a crash left parts
                 data = [(e.key, self.store.read_telemetry_bytes(e)) for e in parts]
-                self.store.write_telemetry(at, telemetry.merge_parts(data))
+                ran = max(telemetry.part_time(e.part) for e in parts)
+                merged = telemetry.merge_parts(data, min(ran, at + timedelta(hours=1)))
+                self.store.write_telemetry(at, merged)
             for entry in parts:
                 self.store.delete_telemetry(entry)
 
