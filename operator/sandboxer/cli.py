@@ -371,13 +371,16 @@ def replay(
     idle_after: Annotated[
         str | None, typer.Option(help="Sweep idle.after over these, e.g. 10m,30m,1h,2h.")
     ] = None,
+    chart: Annotated[
+        str | None, typer.Option(help="Also write a PNG: GPU-hours against premature reclaims.")
+    ] = None,
 ) -> None:
     """What-if: the class's idle settings replayed on recorded telemetry, beside what happened."""
     from sandboxer.replay.cli_replay import run_replay
 
     code = run_replay(
         ledger, idle_policy, period=period, since=since, until=until, fmt=format,
-        idle_after=idle_after, echo=typer.echo,
+        idle_after=idle_after, chart=chart, echo=typer.echo,
     )  # fmt: skip
     raise typer.Exit(code=code)
 

@@ -103,8 +103,12 @@ def test_sweep_prints_one_row_per_window(
     assert (rows["30m"][3], rows["30m"][4]) == ("1", "0")
     assert (rows["5m"][3], rows["5m"][4]) == ("2", "1")  # back 25 minutes after the first
     assert "recorded" in out
-    code, out, _ = run_cli(capsys, *args, "--idle-after", "5m,30m", "--format", "json")
+    chart = tmp_path / "sweep.png"
+    code, out, _ = run_cli(
+        capsys, *args, "--idle-after", "5m,30m", "--format", "json", "--chart", str(chart)
+    )
     sweep = json.loads(out)["sweep"]
+    assert chart.read_bytes().startswith(b"\x89PNG")
     assert [s["idleAfter"] for s in sweep] == ["5m", "30m"]
     assert sweep[0]["reclaimedGpuHours"] >= sweep[1]["reclaimedGpuHours"]
 

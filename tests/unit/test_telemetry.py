@@ -111,3 +111,4 @@ def test_one_file_per_hour_and_retention(tmp_path: Path) -> None:
     assert {f.hour for f in files if f.part} == {T0 + timedelta(hours=4)}  # the open hour
     third = telemetry.read(store, T0 + timedelta(hours=2), T0 + timedelta(hours=3))
     assert len([r for r in third.rows if r.report]) == 120
+    assert (third.start, third.through) == (T0 + timedelta(hours=2), T0 + timedelta(hours=3))

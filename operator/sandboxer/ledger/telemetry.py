@@ -172,7 +172,9 @@ def latest_per_sandbox(rows: Sequence[TelemetryRow]) -> dict[str, TelemetryRow]:
     return latest
 
 
-COVERED_UNTIL = b"sandboxer.covered_until"  # merged file metadata: the last pass it holds
+# Merged file metadata: the first and the last pass it holds.
+COVERED_FROM = b"sandboxer.covered_from"
+COVERED_UNTIL = b"sandboxer.covered_until"
 
 
 def part_time(part: str) -> datetime:
@@ -180,19 +182,22 @@ def part_time(part: str) -> datetime:
     return datetime.strptime(part, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
 
-def covered_until(data: bytes, name: str) -> datetime | None:
-    """Up to when the loop ran, as a merged hour file records it."""
+def covered(data: bytes, name: str) -> tuple[datetime | None, datetime | None]:
+    """From and until when the loop ran, as a merged hour file records it."""
     try:
         meta = pq.read_metadata(io.BytesIO(data)).metadata or {}
     except (pa.ArrowException, OSError) as exc:
         raise TelemetryError(f"telemetry file {name} is not readable Parquet: {exc}") from exc
-    value = meta.get(COVERED_UNTIL)
-    return datetime.fromisoformat(value.decode()) if value else None
+    start, until = meta.get(COVERED_FROM), meta.get(COVERED_UNTIL)
+    return (
+        datetime.fromisoformat(start.decode()) if start else None,
+        datetime.fromisoformat(until.decode()) if until else None,
+    )
 
 
-def merge_parts(parts: Sequence[tuple[str, bytes]], until: datetime) -> bytes:
+def merge_parts(parts: Sequence[tuple[str, bytes]], start: datetime, until: datetime) -> bytes:
     """One hour's file from the parts its passes wrote (in Arrow, not row by row: an hour of a
-    large cluster holds millions of rows), recording `until`, the last pass it covers. Parts
+    large cluster holds millions of rows), recording the first and last pass it covers. Parts
     hold disjoint rows; merging the same parts again gives the same bytes."""
     tables = []
     for name, data in parts:
@@ -204,7 +209,10 @@ def merge_parts(parts: Sequence[tuple[str, bytes]], until: datetime) -> bytes:
     order = [("at", "ascending"), ("sandbox_uid", "ascending"), ("report", "ascending"),
              ("state", "ascending")]  # fmt: skip
     table = table.sort_by(order).replace_schema_metadata(
-        {COVERED_UNTIL: until.astimezone(UTC).isoformat().encode()}
+        {
+            COVERED_FROM: start.astimezone(UTC).isoformat().encode(),
+            COVERED_UNTIL: until.astimezone(UTC).isoformat().encode(),
+        }
     )
     out = io.BytesIO()
     pq.write_table(table, out, compression="zstd")
@@ -215,7 +223,8 @@ def merge_parts(parts: Sequence[tuple[str, bytes]], until: datetime) -> bytes:
 class Recorded:
     rows: list[TelemetryRow]  # without repeats, oldest first
     hours: list[datetime]  # hours that have a file or parts
-    through: datetime | None  # the last pass the files show the loop ran (None: no files)
+    start: datetime | None  # the first pass the files show (None: no files)
+    through: datetime | None  # the last pass the files show the loop ran
 
 
 def read(store: LedgerStore, start: datetime, end: datetime) -> Recorded:
@@ -227,14 +236,16 @@ def read(store: LedgerStore, start: datetime, end: datetime) -> Recorded:
         by_hour.setdefault(entry.hour, []).append(entry.part)
     seen: set[tuple[str, datetime, str]] = set()
     rows: list[TelemetryRow] = []
+    first: datetime | None = None
     through: datetime | None = None
     for entry in entries:
         if entry.part and "" in by_hour[entry.hour]:
             continue  # left over from a merge a crash interrupted: the merged file has them
         name = f"{store.url}/{entry.key}"
         data = store.read_telemetry_bytes(entry)
-        ran = part_time(entry.part) if entry.part else covered_until(data, name)
-        ran = min(ran or entry.hour + HOUR, entry.hour + HOUR)
+        began, ran = (part_time(entry.part),) * 2 if entry.part else covered(data, name)
+        began, ran = began or entry.hour, min(ran or entry.hour + HOUR, entry.hour + HOUR)
+        first = began if first is None else min(first, began)
         through = ran if through is None else max(through, ran)
         for row in decode(data, name):
             if row.key not in seen:
@@ -243,4 +254,4 @@ def read(store: LedgerStore, start: datetime, end: datetime) -> Recorded:
     rows.sort(key=lambda r: (r.at, r.sandbox_uid))
     if rows and through is not None:
         through = max(through, rows[-1].at)
-    return Recorded(rows, sorted(by_hour), through)
+    return Recorded(rows, sorted(by_hour), first, through)

@@ -151,8 +151,9 @@ class TelemetryRecorder:
                 continue
             if not any(not e.part for e in entries):  # merged already when a crash left parts
                 data = [(e.key, self.store.read_telemetry_bytes(e)) for e in parts]
-                ran = max(telemetry.part_time(e.part) for e in parts)
-                merged = telemetry.merge_parts(data, min(ran, at + timedelta(hours=1)))
+                times = [telemetry.part_time(e.part) for e in parts]
+                until = min(max(times), at + timedelta(hours=1))
+                merged = telemetry.merge_parts(data, min(times), until)
                 self.store.write_telemetry(at, merged)
             for entry in parts:
                 self.store.delete_telemetry(entry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sandboxer.api.sandboxclass import SandboxClassSpec
@@ -33,6 +34,7 @@ def run_replay(
     until: str | None = None,
     fmt: str = "table",
     idle_after: str | None = None,
+    chart: str | None = None,
     echo: Echo,
 ) -> int:
     """Returns the exit code: 0 done, 2 bad input (one line on stderr), 1 storage failed."""
@@ -71,6 +73,14 @@ def run_replay(
             (cls.idle.after, replay(histories, _policies(policy.name, cls, after is None),
                                     data.since, data.end))
         )  # fmt: skip
+    if chart is not None:
+        from sandboxer.replay.chart import sweep_png
+
+        try:
+            Path(chart).write_bytes(sweep_png(policy.name, results, actual))
+        except OSError as exc:
+            echo(f"error: --chart {chart}: cannot write it ({exc.strerror})", err=True)
+            return 2
     head: dict[str, Any] = {
         "class": policy.name,
         "ledger": store.url,
@@ -107,7 +117,9 @@ def _iso(at: datetime) -> str:
 
 
 def _hm(text: str) -> str:
-    return text.replace("T", " ")
+    """An ISO time for people: to the second, in UTC."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _table(

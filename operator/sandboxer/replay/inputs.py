@@ -137,7 +137,7 @@ def read_window(store: LedgerStore, win: Window) -> Telemetry:
         found = telemetry.read(store, first, last + HOUR)
     except (TelemetryError, StorageError, FileNotFoundError) as exc:
         raise ReplayInputError(str(exc)) from exc
-    since = win.since or first
+    since = win.since or found.start or first  # the loop's first pass: it watched from there
     data_end = found.through or last
     end = min(win.until, data_end) if win.until else data_end
     rows = [r for r in found.rows if since <= r.at < end or r.at == end]
