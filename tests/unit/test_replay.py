@@ -47,6 +47,15 @@ def record_day(tmp: Path) -> World:
     return world
 
 
+@pytest.fixture
+def day(tmp_path: Path) -> tuple[str, ...]:
+    """`--ledger DIR --idle-policy FILE` of a recorded day and its class."""
+    record_day(tmp_path / "ledger")
+    policy = tmp_path / "h100.yaml"
+    policy.write_text(POLICY)
+    return ("--ledger", str(tmp_path / "ledger"), "--idle-policy", str(policy))
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """The real entry point (`sandboxer` is `sandboxer.cli:main`)."""
     argv, sys.argv = sys.argv, ["sandboxer", "replay", *args]
@@ -62,15 +71,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 def test_replaying_the_recorded_policy_reproduces_what_happened(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    day: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record_day(tmp_path / "ledger")
-    policy = tmp_path / "h100.yaml"
-    policy.write_text(POLICY)
-    code, out, err = run_cli(
-        capsys, "--ledger", str(tmp_path / "ledger"), "--idle-policy", str(policy),
-        "--format", "json",
-    )  # fmt: skip
+    code, out, err = run_cli(capsys, *day, "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
     happened = doc["recorded"]
@@ -89,12 +92,9 @@ def test_replaying_the_recorded_policy_reproduces_what_happened(
 
 
 def test_sweep_prints_one_row_per_window(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, day: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record_day(tmp_path / "ledger")
-    policy = tmp_path / "h100.yaml"
-    policy.write_text(POLICY)
-    args = ("--ledger", str(tmp_path / "ledger"), "--idle-policy", str(policy))
+    args = day
     code, out, err = run_cli(capsys, *args, "--idle-after", "5m,10m,30m")
     assert code == 0, err
     rows = {line.split()[1]: line.split() for line in out.splitlines() if "idle.after" in line}
@@ -114,19 +114,17 @@ def test_sweep_prints_one_row_per_window(
 
 
 def test_replay_says_which_hours_are_missing_and_stops_at_the_data(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    day: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    world = record_day(tmp_path / "ledger")
-    policy = tmp_path / "h100.yaml"
-    policy.write_text(POLICY)
     code, out, err = run_cli(
-        capsys, "--ledger", str(tmp_path / "ledger"), "--idle-policy", str(policy),
+        capsys, *day,
         "--since", "2026-11-26T08:00:00Z", "--until", "2026-11-27T00:00:00Z", "--format", "json",
     )  # fmt: skip
     assert code == 0, err
     doc = json.loads(out)
     assert doc["missingHours"] == [{"from": "2026-11-26T08:00:00Z", "to": "2026-11-26T10:00:00Z"}]
-    assert _at(doc["until"]) == world.now  # the last row, not the asked-for midnight
+    # The last pass recorded (alice's day ends at 11:28), not the asked-for midnight.
+    assert _at(doc["until"]) == datetime(2026, 11, 26, 11, 28, tzinfo=UTC)
 
 
 def _at(text: str) -> datetime:
@@ -164,15 +162,11 @@ def test_bad_input_is_one_line_naming_the_file_or_period(
 
 
 def test_corrupt_telemetry_names_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, day: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record_day(tmp_path / "ledger")
     victim = sorted((tmp_path / "ledger" / "telemetry").rglob("*.parquet"))[0]
     victim.write_bytes(b"PAR1 garbage")
-    policy = tmp_path / "h100.yaml"
-    policy.write_text(POLICY)
-    code, _, err = run_cli(capsys, "--ledger", str(tmp_path / "ledger"), "--idle-policy",
-                           str(policy))  # fmt: skip
+    code, _, err = run_cli(capsys, *day)
     assert code == 2
     assert victim.name in err and "not readable Parquet" in err
     assert len(err.strip().splitlines()) == 1

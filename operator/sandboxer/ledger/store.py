@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sandboxer.api.types import parse_rfc3339, rfc3339
 from sandboxer.ledger.rows import UsageRow, decode_rows, encode_rows
@@ -97,6 +97,9 @@ def parse_telemetry_key(key: str) -> TelemetryFile | None:
     return TelemetryFile(hour=hour, part=part or "", key=key)
 
 
+_Entry = TypeVar("_Entry", HourFile, TelemetryFile)
+
+
 class LedgerStore(Protocol):
     @property
     def url(self) -> str: ...
@@ -160,19 +163,15 @@ class BlobLedgerStore:
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[HourFile]:
         """Stored hour files with start <= hour < end, ordered by (hour, revision)."""
-        entries = (parse_hour_key(k) for k in self.blobs.list_keys("hours/"))
-        return sorted(
-            e
-            for e in entries
-            if e is not None
-            and (start is None or e.hour >= start)
-            and (end is None or e.hour < end)
-        )
+        return _listed(self.blobs, "hours/", parse_hour_key, start, end)
 
     def read_hour_bytes(self, entry: HourFile) -> bytes:
-        data = self.blobs.get_bytes(entry.key)
+        return self._read("ledger file", entry.key)
+
+    def _read(self, what: str, key: str) -> bytes:
+        data = self.blobs.get_bytes(key)
         if data is None:
-            raise FileNotFoundError(f"ledger file {self.url}/{entry.key} disappeared while reading")
+            raise FileNotFoundError(f"{what} {self.url}/{key} disappeared while reading")
         return data
 
     def read_rows(self, start: datetime, end: datetime) -> Iterator[UsageRow]:
@@ -213,23 +212,29 @@ class BlobLedgerStore:
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[TelemetryFile]:
         """Stored telemetry files and parts with start <= hour < end, oldest first."""
-        entries = (parse_telemetry_key(k) for k in self.blobs.list_keys("telemetry/"))
-        return sorted(
-            e
-            for e in entries
-            if e is not None
-            and (start is None or e.hour >= start)
-            and (end is None or e.hour < end)
-        )
+        return _listed(self.blobs, "telemetry/", parse_telemetry_key, start, end)
 
     def read_telemetry_bytes(self, entry: TelemetryFile) -> bytes:
-        data = self.blobs.get_bytes(entry.key)
-        if data is None:
-            raise FileNotFoundError(f"telemetry file {self.url}/{entry.key} disappeared")
-        return data
+        return self._read("telemetry file", entry.key)
 
     def delete_telemetry(self, entry: TelemetryFile) -> None:
         self.blobs.delete(entry.key)
+
+
+def _listed(
+    blobs: BlobStore,
+    prefix: str,
+    parse: Callable[[str], _Entry | None],
+    start: datetime | None,
+    end: datetime | None,
+) -> list[_Entry]:
+    """The entries under `prefix` whose hour is in [start, end), in their order."""
+    entries = (parse(k) for k in blobs.list_keys(prefix))
+    return sorted(
+        e
+        for e in entries
+        if e is not None and (start is None or e.hour >= start) and (end is None or e.hour < end)
+    )
 
 
 def _check_state_name(name: str) -> str:
