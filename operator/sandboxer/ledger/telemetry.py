@@ -105,11 +105,24 @@ _SCALARS = [f.name for f in SCHEMA if f.name != "gpu"]
 _TIMES = ("at", "started_at", "jupyter_last_activity")
 
 
+ROW_GROUP = 4096  # rows converted at a time: bounds the memory one write needs
+
+
 def encode(rows: Iterable[TelemetryRow]) -> bytes:
-    """Parquet bytes of `rows`, sorted by (at, sandbox, report) so equal rows give equal bytes."""
-    ordered = sorted(rows, key=lambda r: (r.at, r.sandbox_uid, r.report or "", r.state))
+    """Parquet bytes of `rows` in `order`, so equal rows give equal bytes."""
+    ordered = sorted(rows, key=order)
+    out = io.BytesIO()
+    with pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
+        for first in range(0, len(ordered), ROW_GROUP):
+            writer.write_table(_table(ordered[first : first + ROW_GROUP]))
+        if not ordered:
+            writer.write_table(SCHEMA.empty_table())
+    return out.getvalue()
+
+
+def _table(rows: Sequence[TelemetryRow]) -> pa.Table:
     columns: dict[str, list[object]] = {name: [] for name in SCHEMA.names}
-    for row in ordered:
+    for row in rows:
         for name in _SCALARS:
             columns[name].append(getattr(row, name))
         columns["gpu"].append(
@@ -123,10 +136,7 @@ def encode(rows: Iterable[TelemetryRow]) -> bytes:
                 for g in row.gpu
             ]
         )
-    table = pa.Table.from_pydict(columns, schema=SCHEMA)
-    out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd")
-    return out.getvalue()
+    return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
 def decode(data: bytes, name: str) -> list[TelemetryRow]:
@@ -160,16 +170,14 @@ def decode(data: bytes, name: str) -> list[TelemetryRow]:
     return rows
 
 
+def order(row: TelemetryRow) -> tuple[datetime, str, bool, str, str]:
+    """Time order; at the same time a report comes first: a pass reads the reports before it
+    decides, so a state change it records comes after what it read."""
+    return (row.at, row.sandbox_uid, row.report is None, row.report or "", row.state)
+
+
 def _utc(at: datetime | None) -> datetime | None:
     return at.astimezone(UTC) if at is not None else None
-
-
-def latest_per_sandbox(rows: Sequence[TelemetryRow]) -> dict[str, TelemetryRow]:
-    """The newest row of each sandbox (what a restarted loop continues from)."""
-    latest: dict[str, TelemetryRow] = {}
-    for row in sorted(rows, key=lambda r: r.at):
-        latest[row.sandbox_uid] = row
-    return latest
 
 
 # Merged file metadata: the first and the last pass it holds.
@@ -195,27 +203,28 @@ def covered(data: bytes, name: str) -> tuple[datetime | None, datetime | None]:
     )
 
 
-def merge_parts(parts: Sequence[tuple[str, bytes]], start: datetime, until: datetime) -> bytes:
-    """One hour's file from the parts its passes wrote (in Arrow, not row by row: an hour of a
-    large cluster holds millions of rows), recording the first and last pass it covers. Parts
-    hold disjoint rows; merging the same parts again gives the same bytes."""
-    tables = []
-    for name, data in parts:
-        try:
-            tables.append(pq.read_table(io.BytesIO(data)).select(SCHEMA.names).cast(SCHEMA))
-        except (pa.ArrowException, OSError, KeyError) as exc:
-            raise TelemetryError(f"telemetry file {name} is not readable Parquet: {exc}") from exc
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    order = [("at", "ascending"), ("sandbox_uid", "ascending"), ("report", "ascending"),
-             ("state", "ascending")]  # fmt: skip
-    table = table.sort_by(order).replace_schema_metadata(
+def merge_parts(parts: Iterable[tuple[str, bytes]], start: datetime, until: datetime) -> bytes:
+    """One hour's file from the parts its passes wrote, in their order (parts are named by
+    time, and each is sorted), recording the first and last pass it covers. One part is in
+    memory at a time: an hour of a large cluster holds millions of rows. Merging the same
+    parts again gives the same bytes."""
+    schema = SCHEMA.with_metadata(
         {
             COVERED_FROM: start.astimezone(UTC).isoformat().encode(),
             COVERED_UNTIL: until.astimezone(UTC).isoformat().encode(),
         }
     )
     out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd")
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for name, data in parts:
+            try:
+                table = pq.read_table(io.BytesIO(data), use_threads=False)
+                table = table.select(SCHEMA.names).cast(schema)
+            except (pa.ArrowException, OSError, KeyError) as exc:
+                raise TelemetryError(
+                    f"telemetry file {name} is not readable Parquet: {exc}"
+                ) from exc
+            writer.write_table(table)
     return out.getvalue()
 
 
@@ -251,7 +260,7 @@ def read(store: LedgerStore, start: datetime, end: datetime) -> Recorded:
             if row.key not in seen:
                 seen.add(row.key)
                 rows.append(row)
-    rows.sort(key=lambda r: (r.at, r.sandbox_uid))
+    rows.sort(key=order)
     if rows and through is not None:
         through = max(through, rows[-1].at)
     return Recorded(rows, sorted(by_hour), first, through)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sandboxer.ledger import telemetry
 from sandboxer.ledger.accounting import SandboxRef, hour_of
@@ -43,6 +43,10 @@ class TelemetryRecorder:
         self._hour: datetime | None = None  # the hour the pending rows belong to
         self._pending: list[TelemetryRow] = []
         self._latest: dict[str, TelemetryRow] = {}  # sandbox uid -> its last row
+        self._marks: dict[str, Mark] = {}  # sandbox uid -> the state its last row recorded
+        # sandbox uid -> (the view, billing weight) and its row without time: parsed once per
+        # change of the view (the snapshot builder keeps an unchanged view the same object)
+        self._bases: dict[str, tuple[SandboxView, float | None, TelemetryRow]] = {}
         self._reports: dict[str, str] = {}  # sandbox uid -> the last report recorded
         self._written_at: datetime | None = None
         self._loaded = False
@@ -56,8 +60,9 @@ class TelemetryRecorder:
         newest = files[-1].hour
         for entry in (f for f in files if f.hour == newest):
             rows = telemetry.decode(self.store.read_telemetry_bytes(entry), entry.key)
-            for row in sorted(rows, key=lambda r: r.at):
+            for row in sorted(rows, key=telemetry.order):
                 self._latest[row.sandbox_uid] = row
+                self._marks[row.sandbox_uid] = _mark(row)
                 if row.report is not None:
                     self._reports[row.sandbox_uid] = row.report
 
@@ -73,15 +78,21 @@ class TelemetryRecorder:
             self._hour = hour
             self._write(now)  # an hour the loop ran in has a file, even without sandboxes
         pod_of = {ref.uid: pod_uid for pod_uid, ref in refs.items()}
-        gpus_by_node: dict[str, dict[str, list[GPUSample]]] = {}
         live: set[str] = set()
+        bases, self._bases = self._bases, {}
         for sb in snap.sandboxes.values():
-            live.add(sb.uid)
+            uid = sb.uid
+            live.add(uid)
             cls = snap.classes.get(sb.spec.class_)
-            base = _base_row(sb, now, cls.gpu.billing_weight if cls else None)
+            weight = cls.gpu.billing_weight if cls else None
+            cached = bases.get(uid)
+            if cached is None or cached[0] is not sb or cached[1] != weight:
+                cached = (sb, weight, _base_row(sb, weight))  # the view changed: parse it again
+            self._bases[uid] = cached
+            base = cached[2]
             node = sb.status.node or ""
             report = snap.reports.get(node)
-            pod_uid = pod_of.get(sb.uid)
+            pod_uid = pod_of.get(uid)
             if (
                 base.state != "suspended"
                 and report is not None
@@ -89,32 +100,26 @@ class TelemetryRecorder:
                 and pod_uid is not None
             ):
                 mark = f"{report.epoch or ''}/{report.sequence}"
-                if self._reports.get(sb.uid) != mark:
-                    if node not in gpus_by_node:
-                        gpus_by_node[node] = {
-                            p.uid: [
-                                GPUSample(a.uuid, a.utilization_percent, a.processes,
-                                          a.last_active_at)
-                                for a in activity_from_report(report, p.uid)
-                            ]
-                            for p in report.pods
-                        }  # fmt: skip
-                    gpus = tuple(gpus_by_node[node].get(pod_uid, ()))
+                if self._reports.get(uid) != mark:
+                    gpus = tuple(
+                        GPUSample(a.uuid, a.utilization_percent, a.processes, a.last_active_at)
+                        for a in activity_from_report(report, pod_uid)
+                    )
                     self._add(dataclasses.replace(
                         base, at=report.reported_at, node=node, report=mark, gpu=gpus
                     ))  # fmt: skip
-                    self._reports[sb.uid] = mark
-            decided = suspends.get(sb.uid)
+                    self._reports[uid] = mark
+            decided = suspends.get(uid)
             if decided is not None:  # suspended by this pass: the reason and time are exact
                 base = dataclasses.replace(
                     base, state="suspended", suspended_reason=decided[0], started_at=None
                 )
-            last = self._latest.get(sb.uid)
-            if last is None or _mark(last) != _mark(base):
-                self._add(base)
+            if self._marks.get(uid) != _mark(base):
+                self._add(dataclasses.replace(base, at=now))
         for uid in sorted(set(self._latest) - live):
             gone = self._latest.pop(uid)
             self._reports.pop(uid, None)
+            self._marks.pop(uid, None)
             if gone.state != "deleted":
                 self._pending.append(
                     dataclasses.replace(gone, at=now, state="deleted", report=None, gpu=())
@@ -128,6 +133,7 @@ class TelemetryRecorder:
     def _add(self, row: TelemetryRow) -> None:
         self._pending.append(row)
         self._latest[row.sandbox_uid] = row
+        self._marks[row.sandbox_uid] = _mark(row)
 
     def _write(self, now: datetime) -> None:
         assert self._hour is not None
@@ -150,7 +156,7 @@ class TelemetryRecorder:
             if not parts:
                 continue
             if not any(not e.part for e in entries):  # merged already when a crash left parts
-                data = [(e.key, self.store.read_telemetry_bytes(e)) for e in parts]
+                data = ((e.key, self.store.read_telemetry_bytes(e)) for e in parts)
                 times = [telemetry.part_time(e.part) for e in parts]
                 until = min(max(times), at + timedelta(hours=1))
                 merged = telemetry.merge_parts(data, min(times), until)
@@ -159,7 +165,11 @@ class TelemetryRecorder:
                 self.store.delete_telemetry(entry)
 
 
-def _base_row(sb: SandboxView, now: datetime, weight: float | None) -> TelemetryRow:
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def _base_row(sb: SandboxView, weight: float | None) -> TelemetryRow:
+    """The sandbox's row without a time (`at` is set when the row is recorded)."""
     state: State
     if sb.spec.suspend:
         state = "suspended"
@@ -169,7 +179,7 @@ def _base_row(sb: SandboxView, now: datetime, weight: float | None) -> Telemetry
         state = "pending"
     idle = sb.spec.idle
     return TelemetryRow(
-        at=now,
+        at=_NO_TIME,
         sandbox_uid=sb.uid,
         namespace=sb.namespace,
         name=sb.name,

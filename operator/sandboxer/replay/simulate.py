@@ -24,7 +24,7 @@ from typing import Any
 
 from sandboxer.api.sandbox import ExperimentSandboxSpec, SandboxIdle
 from sandboxer.api.sandboxclass import SandboxClassSpec
-from sandboxer.ledger.telemetry import TelemetryRow
+from sandboxer.ledger.telemetry import TelemetryRow, order
 from sandboxer.reclaim.idle import Activity, GPUActivity, observe
 from sandboxer.reclaim.policy import (
     PolicyError,
@@ -86,7 +86,7 @@ def _order(i: Interruption) -> tuple[datetime, str, str]:
 
 def by_sandbox(rows: Iterable[TelemetryRow]) -> dict[str, list[TelemetryRow]]:
     out: dict[str, list[TelemetryRow]] = {}
-    for row in sorted(rows, key=lambda r: r.at):
+    for row in sorted(rows, key=order):
         out.setdefault(row.sandbox_uid, []).append(row)
     return out
 
