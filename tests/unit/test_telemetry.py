@@ -112,3 +112,22 @@ def test_one_file_per_hour_and_retention(tmp_path: Path) -> None:
     third = telemetry.read(store, T0 + timedelta(hours=2), T0 + timedelta(hours=3))
     assert len([r for r in third.rows if r.report]) == 120
     assert (third.start, third.through) == (T0 + timedelta(hours=2), T0 + timedelta(hours=3))
+
+
+def test_parts_a_crash_left_beside_a_merged_hour_are_not_read_twice(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    store = world.engine.store
+    first = None
+    for _ in range(125):  # past 11:00: the 10:00 hour is merged
+        world.step(30, util=50)
+        parts = [f for f in store.list_telemetry() if f.part and f.hour == T0]
+        if parts and first is None:
+            first = (parts[0], store.read_telemetry_bytes(parts[0]))
+    assert first is not None
+    before = telemetry.read(store, T0, T0 + timedelta(hours=2)).rows
+    # A crash between writing the merged file and deleting the parts leaves a part behind.
+    store.write_telemetry(T0, first[1], part=telemetry.part_time(first[0].part))
+    assert telemetry.read(store, T0, T0 + timedelta(hours=2)).rows == before
+    world.engine = AccountingLoop(store, world.engine.settings)  # restarted: tidies up
+    world.step(30, util=50)
+    assert [f.part for f in store.list_telemetry() if f.hour == T0] == [""]
