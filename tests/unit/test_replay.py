@@ -233,3 +233,16 @@ def test_encoded_rows_feed_the_same_replay() -> None:
     a = replay(by_sandbox(rows).values(), policy, START, rows[-1].at)
     b = replay(by_sandbox(again).values(), policy, START, rows[-1].at)
     assert a == b and a.reclaims == 2
+
+
+def test_max_lifetime_is_replayed_from_the_run_start() -> None:
+    rows = _history([(120, True, False)])  # an hour of steady work, never idle
+    cls = CLASS.model_copy(update={"max_lifetime": "30m"})
+    figures = replay(
+        by_sandbox(rows).values(), lambda row: sandbox_policy("h100", cls, row), START, rows[-1].at
+    )
+    ((hit,),) = [figures.interrupted]
+    assert (hit.reason, hit.at) == ("Lifetime", START + timedelta(minutes=30))
+    # Busy at the next report: the owner is back 30 s later, a premature reclaim.
+    assert (figures.reclaims, figures.premature_reclaims) == (1, 1)
+    assert figures.reclaimed_gpu_hours == pytest.approx(30 / 3600)
