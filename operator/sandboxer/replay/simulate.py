@@ -25,15 +25,9 @@ from typing import Any
 from sandboxer.api.sandbox import ExperimentSandboxSpec, SandboxIdle
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.ledger.telemetry import TelemetryRow, order
+from sandboxer.reclaim import policy as rules
 from sandboxer.reclaim.idle import Activity, GPUActivity, observe
-from sandboxer.reclaim.policy import (
-    PolicyError,
-    Reclaim,
-    ReclaimPolicy,
-    Warn,
-    decide,
-    effective_policy,
-)
+from sandboxer.reclaim.policy import ReclaimPolicy
 
 PREMATURE = timedelta(minutes=30)
 POLICY_REASONS = ("Idle", "Lifetime")  # suspensions a replay decides again
@@ -132,8 +126,8 @@ def sandbox_policy(
         {"class": cls_name, "gpus": row.gpus, "lifetime": row.lifetime}
     ).model_copy(update={"idle": idle})
     try:
-        return effective_policy(cls_name, cls, spec)
-    except PolicyError:
+        return rules.effective_policy(cls_name, cls, spec)
+    except rules.PolicyError:
         return None
 
 
@@ -141,10 +135,10 @@ def _due(policy: ReclaimPolicy, started: datetime, last: datetime) -> tuple[date
     """When `decide` first says Reclaim with no new activity after `last`, and why."""
     at = last
     for _ in range(4):  # Keep -> Warn -> Reclaim at most
-        decision = decide(policy, now=at, started_at=started, last_active_at=last)
-        if isinstance(decision, Reclaim):
+        decision = rules.decide(policy, now=at, started_at=started, last_active_at=last)
+        if isinstance(decision, rules.Reclaim):
             return at, decision.reason
-        following = decision.reclaim_at if isinstance(decision, Warn) else decision.next_check
+        following = decision.reclaim_at if isinstance(decision, rules.Warn) else decision.next_check
         if following is None:
             return None
         at = max(at, following)
