@@ -246,3 +246,23 @@ def test_max_lifetime_is_replayed_from_the_run_start() -> None:
     # Busy at the next report: the owner is back 30 s later, a premature reclaim.
     assert (figures.reclaims, figures.premature_reclaims) == (1, 1)
     assert figures.reclaimed_gpu_hours == pytest.approx(30 / 3600)
+
+
+def test_a_sandbox_that_never_becomes_ready_is_not_idle_reclaimed() -> None:
+    base = {"sandbox_uid": "u", "namespace": "ns", "name": "nb", "owner": "o",
+            "sandbox_class": "h100", "gpus": 1}  # fmt: skip
+    rows = [
+        TelemetryRow(
+            at=START + timedelta(seconds=30 * i),
+            state="pending",
+            report=f"e/{i}",
+            gpu=(GPUSample("GPU-0", 0.0, 0, None),),
+            **base,
+        )
+        for i in range(240)
+    ]
+    figures = replay(
+        by_sandbox(rows).values(), lambda row: sandbox_policy("h100", CLASS, row), START,
+        rows[-1].at,
+    )  # fmt: skip
+    assert figures.reclaims == 0

@@ -208,7 +208,12 @@ def _replay_one(
             if back is None:
                 continue
             out._reclaimed(reclaimed[0], reclaimed[1], back, True)
-            reclaimed, run = None, _Run(back, back)
+            reclaimed = None
+            run = _Run(back, back) if row.state == "running" else None  # pending: not Ready yet
+        elif row.state == "pending":
+            if run is not None:  # resumed after a recorded reclaim the replay did not make
+                run.activity = Activity(max(run.last(), row.at), False, "")
+            continue  # the loop decides nothing before Ready
         elif run is None:
             started = row.started_at or row.at
             run = _Run(started, max(started, since))
@@ -216,7 +221,7 @@ def _replay_one(
             # Resumed after a recorded idle reclaim the replay did not make: the owner's return.
             last = max(run.last(), row.started_at)
             run.activity = Activity(last, False, "")
-        if policy is not None and row.gpu:
+        if run is not None and policy is not None and row.gpu:
             run.activity = observe(run.activity, _gpus(row), row.at, policy)
     check(end, last_pass=True)
     if reclaimed is not None:
