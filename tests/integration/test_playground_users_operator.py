@@ -139,20 +139,24 @@ def _port_open(port: int) -> bool:
 class Operator:
     """`KUBECONFIG=<file> sandboxer operator --dev` as its own process, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.kubeconfig, self.log = kubeconfig, log
+    def __init__(self, kubeconfig: Path, log: Path, *args: str) -> None:
+        """`args`: more flags, e.g. another --webhook-port for a second replica."""
+        self.kubeconfig, self.log, self.args = kubeconfig, log, args
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, admitted: bool = True) -> None:
+        """Started once its webhooks listen and (with `admitted`) admit a dry run."""
         settings = load(str(self.kubeconfig))
         assert settings is not None, "the playground wrote no dev settings"
         port = settings.settings.webhook_port
+        if "--webhook-port" in self.args:
+            port = int(self.args[self.args.index("--webhook-port") + 1])
         assert not _port_open(port), "something already serves the webhooks"
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("a") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", CLI, "operator", "--dev", "--log-format", "console",
-                env=env, stdout=log, stderr=log,
+                *self.args, env=env, stdout=log, stderr=log,
             )  # fmt: skip
 
         def up() -> bool:
@@ -160,6 +164,8 @@ class Operator:
             return _port_open(port)
 
         await eventually(up, within=90, message="the operator's webhooks")
+        if not admitted:
+            return
         # Its webhooks answer before kopf has filled the budget index (the gate then refuses
         # for "no ComputeBudget"); a server-side dry run that is admitted says it is all there.
         deadline = asyncio.get_running_loop().time() + 90
