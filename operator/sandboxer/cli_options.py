@@ -77,6 +77,7 @@ def operator_config(
     leader_lease: str = "sandboxer-operator",
     lease_duration: float | None = None,
     jupyter_interval: float | None = None,
+    telemetry_retention: float | None = None,
     log_format: LogFormat,
     log_level: LogLevel,
 ) -> OperatorConfig:
@@ -133,6 +134,8 @@ def operator_config(
         LeaseTimings.scaled(config.lease_duration)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--lease-duration") from exc
+    if telemetry_retention is not None:
+        config.telemetry_retention = telemetry_retention
     if dev:
         from sandboxer.devcluster.devsettings import join_playground
 

@@ -115,6 +115,7 @@ class OperatorConfig:
     unknown_pod_grace: float = _LOOP.unknown_pod_grace.total_seconds()  # pods not yet indexed
     hour_close_grace: float = _LOOP.close_grace.total_seconds()  # an hour closes by then at last
     checkpoint_interval: float = _LOOP.checkpoint_interval.total_seconds()  # cursor saves
+    telemetry_retention: float = _LOOP.telemetry_retention.total_seconds()  # replay's telemetry
     no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
         default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
     )

@@ -55,6 +55,7 @@ def loop_settings(config: OperatorConfig) -> LoopSettings:
         close_grace=timedelta(seconds=config.hour_close_grace),
         no_budget=no_budget_policy(config.no_budget),
         checkpoint_interval=timedelta(seconds=config.checkpoint_interval),
+        telemetry_retention=timedelta(seconds=config.telemetry_retention),
     )
 
 
