@@ -150,6 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=10_000, help="running sandboxes")
     parser.add_argument("--minutes", type=float, default=3.0, help="simulated minutes")
+    parser.add_argument(
+        "--telemetry",
+        choices=("on", "off"),
+        default="on",
+        help="off: skip the telemetry recorder (pyarrow stays imported), to measure its cost",
+    )
     args = parser.parse_args()
     n = args.size
     nodes = (n + 7) // 8
@@ -159,6 +165,8 @@ def main() -> None:
             DirectoryLedgerStore(tmp),
             LoopSettings(interval=INTERVAL, unknown_pod_grace=timedelta(0)),
         )
+        if args.telemetry == "off":
+            engine.telemetry.run = lambda *_: None  # type: ignore[method-assign]
         builder = SnapshotBuilder()
         passes = int(args.minutes * 60 / INTERVAL)
         cpu_passes: list[float] = []
