@@ -15,10 +15,12 @@ row stamped a little before its hour. `encode` sorts rows, so the same rows give
 from __future__ import annotations
 
 import io
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, cast
+from operator import attrgetter
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -109,35 +111,130 @@ _TIMES = ("at", "started_at", "jupyter_last_activity")
 ROW_GROUP = 4096  # rows converted at a time: bounds the memory one write needs
 
 
+class Sample(Protocol):
+    """One GPU of a row: a `GPUSample`, or the reclaim's `GPUActivity` read from a report."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def utilization_percent(self) -> float | None: ...
+    @property
+    def processes(self) -> int: ...
+    @property
+    def last_active_at(self) -> datetime | None: ...
+
+
+class RowColumns:
+    """Rows kept as columns until they are encoded: per row, the row its sandbox fields come
+    from (shared by every row of the same view), the fields that differ per row, and its GPU
+    samples flattened into four lists. A row costs a few pointers, not a `TelemetryRow`."""
+
+    __slots__ = ("at", "base", "gpu", "gpu_end", "jupyter", "node", "report", "state")
+
+    def __init__(self) -> None:
+        self.base: list[TelemetryRow] = []
+        self.at: list[datetime] = []
+        self.state: list[State] = []
+        self.node: list[str | None] = []
+        self.report: list[str | None] = []
+        self.jupyter: list[datetime | None] = []
+        self.gpu_end = array("l")  # end of each row's samples in the `gpu` lists
+        self.gpu: tuple[list[str], list[float | None], list[int], list[datetime | None]] = (
+            [], [], [], [],
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def add(
+        self,
+        base: TelemetryRow,
+        at: datetime,
+        state: State,
+        node: str | None,
+        report: str | None = None,
+        jupyter: datetime | None = None,
+        gpu: Iterable[Sample] = (),
+    ) -> None:
+        """A row with `base`'s fields but for the ones given (and `base.gpu` is not used)."""
+        self.base.append(base)
+        self.at.append(at)
+        self.state.append(state)
+        self.node.append(node)
+        self.report.append(report)
+        self.jupyter.append(jupyter)
+        uuid, util, processes, active = self.gpu
+        for g in gpu:
+            uuid.append(g.uuid)
+            util.append(g.utilization_percent)
+            processes.append(g.processes)
+            active.append(g.last_active_at)
+        self.gpu_end.append(len(uuid))
+
+    def add_row(self, row: TelemetryRow) -> None:
+        self.add(row, row.at, row.state, row.node, row.report, row.jupyter_last_activity, row.gpu)
+
+    def _batch(self, rows: Sequence[int]) -> pa.RecordBatch:
+        bases = [self.base[i] for i in rows]
+        own: dict[str, Sequence[object]] = {
+            "at": self.at, "state": self.state, "node": self.node, "report": self.report,
+            "jupyter_last_activity": self.jupyter,
+        }  # fmt: skip
+        arrays: list[pa.Array] = []
+        for field in SCHEMA:
+            if field.name == "gpu":
+                arrays.append(self._gpu_array(rows))
+            elif field.name in own:
+                column = own[field.name]
+                arrays.append(pa.array([column[i] for i in rows], type=field.type))
+            else:
+                get = attrgetter(field.name)
+                arrays.append(pa.array([get(b) for b in bases], type=field.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+    def _gpu_array(self, rows: Sequence[int]) -> pa.Array:
+        ends = self.gpu_end
+        offsets = [0]
+        picked: list[int] = []
+        for i in rows:
+            first = ends[i - 1] if i else 0
+            picked.extend(range(first, ends[i]))
+            offsets.append(len(picked))
+        columns: tuple[Sequence[object], ...] = self.gpu
+        values = pa.StructArray.from_arrays(
+            [pa.array([column[j] for j in picked], type=f.type)
+             for column, f in zip(columns, _GPU, strict=True)],
+            fields=list(_GPU),
+        )  # fmt: skip
+        return pa.ListArray.from_arrays(
+            pa.array(offsets, type=pa.int32()), values, type=SCHEMA.field("gpu").type
+        )
+
+    def encode(self) -> bytes:
+        """Parquet bytes of the rows in `order`, so equal rows give equal bytes."""
+        uids = [b.sandbox_uid for b in self.base]
+        reports = self.report
+        keys = sorted(
+            zip(self.at, uids, [r is None for r in reports], [r or "" for r in reports],
+                self.state, range(len(self)), strict=True)
+        )  # fmt: skip
+        ordered = [k[-1] for k in keys]
+        del keys, uids
+        out = io.BytesIO()
+        with pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
+            for first in range(0, len(ordered), ROW_GROUP):
+                writer.write_batch(self._batch(ordered[first : first + ROW_GROUP]))
+            if not ordered:
+                writer.write_table(SCHEMA.empty_table())
+        return out.getvalue()
+
+
 def encode(rows: Iterable[TelemetryRow]) -> bytes:
     """Parquet bytes of `rows` in `order`, so equal rows give equal bytes."""
-    ordered = sorted(rows, key=order)
-    out = io.BytesIO()
-    with pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
-        for first in range(0, len(ordered), ROW_GROUP):
-            writer.write_table(_table(ordered[first : first + ROW_GROUP]))
-        if not ordered:
-            writer.write_table(SCHEMA.empty_table())
-    return out.getvalue()
-
-
-def _table(rows: Sequence[TelemetryRow]) -> pa.Table:
-    columns: dict[str, list[object]] = {name: [] for name in SCHEMA.names}
+    columns = RowColumns()
     for row in rows:
-        for name in _SCALARS:
-            columns[name].append(getattr(row, name))
-        columns["gpu"].append(
-            [
-                {
-                    "uuid": g.uuid,
-                    "utilization_percent": g.utilization_percent,
-                    "processes": g.processes,
-                    "last_active_at": g.last_active_at,
-                }
-                for g in row.gpu
-            ]
-        )
-    return pa.Table.from_pydict(columns, schema=SCHEMA)
+        columns.add_row(row)
+    return columns.encode()
 
 
 def decode(data: bytes, name: str) -> list[TelemetryRow]:

@@ -21,7 +21,8 @@ from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.manifests.labels import OWNER_GROUPS_ANNOTATION
 
 
-@dataclass(frozen=True, slots=True)
+# weakref_slot: per-view caches (loop/telemetry.py) must not keep a replaced view alive
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class SandboxView:
     uid: str
     namespace: str

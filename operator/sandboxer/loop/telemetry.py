@@ -17,23 +17,27 @@ doubled, and the replay reports the hours it lacks.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from sandboxer.ledger import telemetry
 from sandboxer.ledger.accounting import SandboxRef, hour_of
 from sandboxer.ledger.store import LedgerStore, TelemetryFile
-from sandboxer.ledger.telemetry import GPUSample, State, TelemetryRow
+from sandboxer.ledger.telemetry import State, TelemetryRow
 from sandboxer.loop.results import Suspends
 from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.snapshot import JupyterReading, SandboxView, Snapshot
 from sandboxer.reclaim.idle import activity_from_report
 
-Mark = tuple[State, str | None, datetime | None]  # state, suspension reason, run start
 
-
-def _mark(row: TelemetryRow) -> Mark:
-    return (row.state, row.suspended_reason, row.started_at)
+def _same_state(a: TelemetryRow, b: TelemetryRow) -> bool:
+    """Whether two rows record the same state: no state change between them."""
+    return (
+        a.state == b.state
+        and a.suspended_reason == b.suspended_reason
+        and a.started_at == b.started_at
+    )
 
 
 class TelemetryRecorder:
@@ -41,13 +45,17 @@ class TelemetryRecorder:
         self.store = store
         self.settings = settings
         self._hour: datetime | None = None  # the hour the pending rows belong to
-        self._pending: list[TelemetryRow] = []
-        self._latest: dict[str, TelemetryRow] = {}  # sandbox uid -> its last row
-        self._marks: dict[str, Mark] = {}  # sandbox uid -> the state its last row recorded
+        self._pending = telemetry.RowColumns()
+        # sandbox uid -> its last row, as its deletion row copies it: mostly the same object
+        # as the base row in `_bases` (a report row's own fields are not kept)
+        self._latest: dict[str, TelemetryRow] = {}
         # sandbox uid -> (the view, billing weight) and its row without time: parsed once per
-        # change of the view (the snapshot builder keeps an unchanged view the same object)
-        self._bases: dict[str, tuple[SandboxView, float | None, TelemetryRow]] = {}
-        self._reports: dict[str, str] = {}  # sandbox uid -> the last report recorded
+        # change of the view (the snapshot builder keeps an unchanged view the same object).
+        # A weak reference: holding the views would keep a whole replaced generation of them
+        # (a status write to every sandbox) alive until the next pass.
+        self._bases: dict[str, tuple[weakref.ref[SandboxView], float | None, TelemetryRow]] = {}
+        # sandbox uid -> the last report recorded; the sandboxes of a node share one string
+        self._reports: dict[str, str] = {}
         self._jupyter: dict[str, datetime] = {}  # sandbox uid -> the last Jupyter reading's time
         self._written_at: datetime | None = None
         self._loaded = False
@@ -63,7 +71,6 @@ class TelemetryRecorder:
             rows = telemetry.decode(self.store.read_telemetry_bytes(entry), entry.key)
             for row in sorted(rows, key=telemetry.order):
                 self._latest[row.sandbox_uid] = row
-                self._marks[row.sandbox_uid] = _mark(row)
                 if row.report is not None:
                     self._reports[row.sandbox_uid] = row.report
 
@@ -79,6 +86,8 @@ class TelemetryRecorder:
             self._hour = hour
             self._write(now)  # an hour the loop ran in has a file, even without sandboxes
         pod_of = {ref.uid: pod_uid for pod_uid, ref in refs.items()}
+        pending, latest, recorded = self._pending, self._latest, self._reports
+        marks: dict[str, str] = {}  # node -> its report's "epoch/sequence", made once a pass
         live: set[str] = set()
         bases, self._bases = self._bases, {}
         for sb in snap.sandboxes.values():
@@ -87,67 +96,64 @@ class TelemetryRecorder:
             cls = snap.classes.get(sb.spec.class_)
             weight = cls.gpu.billing_weight if cls else None
             cached = bases.get(uid)
-            if cached is None or cached[0] is not sb or cached[1] != weight:
-                cached = (sb, weight, _base_row(sb, weight))  # the view changed: parse it again
+            if cached is None or cached[0]() is not sb or cached[1] != weight:
+                cached = (
+                    weakref.ref(sb),
+                    weight,
+                    _base_row(sb, weight),
+                )  # the view changed: parse it again
             self._bases[uid] = cached
             base = cached[2]
             node = sb.status.node or ""
             report = snap.reports.get(node)
-            pod_uid = pod_of.get(uid)
-            if (
-                base.state != "suspended"
-                and report is not None
-                and report.reported_at is not None
-                and pod_uid is not None
-            ):
-                mark = f"{report.epoch or ''}/{report.sequence}"
-                if self._reports.get(uid) != mark:
-                    gpus = tuple(
-                        GPUSample(a.uuid, a.utilization_percent, a.processes, a.last_active_at)
-                        for a in activity_from_report(report, pod_uid)
+            if base.state != "suspended" and report is not None and report.reported_at is not None:
+                pod_uid = pod_of.get(uid)
+                mark = marks.get(node)
+                if mark is None:
+                    mark = marks[node] = f"{report.epoch or ''}/{report.sequence}"
+                if pod_uid is not None and recorded.get(uid) != mark:
+                    gpus = activity_from_report(report, pod_uid)
+                    pending.add(base, report.reported_at, base.state, node, mark, None, gpus)
+                    latest[uid] = (
+                        base if base.node == node else dataclasses.replace(base, node=node)
                     )
-                    self._add(dataclasses.replace(
-                        base, at=report.reported_at, node=node, report=mark, gpu=gpus
-                    ))  # fmt: skip
-                    self._reports[uid] = mark
+                    recorded[uid] = mark
             reading = snap.jupyter.get((sb.namespace, sb.name))
             if isinstance(reading, JupyterReading) and self._jupyter.get(uid) != reading.read_at:
                 # What Jupyter said, at the time it was asked (controller/jupyter_activity.py).
-                self._add(dataclasses.replace(
-                    base, at=reading.read_at, jupyter_last_activity=reading.last_activity
-                ))  # fmt: skip
+                last_activity = reading.last_activity
+                pending.add(base, reading.read_at, base.state, base.node, None, last_activity)
+                latest[uid] = (
+                    base
+                    if last_activity is None
+                    else dataclasses.replace(base, jupyter_last_activity=last_activity)
+                )
                 self._jupyter[uid] = reading.read_at
             decided = suspends.get(uid)
             if decided is not None:  # suspended by this pass: the reason and time are exact
                 base = dataclasses.replace(
                     base, state="suspended", suspended_reason=decided[0], started_at=None
                 )
-            if self._marks.get(uid) != _mark(base):
-                self._add(dataclasses.replace(base, at=now))
-        for uid in sorted(set(self._latest) - live):
-            gone = self._latest.pop(uid)
-            self._reports.pop(uid, None)
-            self._marks.pop(uid, None)
+            last = latest.get(uid)
+            if last is not base and (last is None or not _same_state(last, base)):
+                pending.add(base, now, base.state, base.node)
+                latest[uid] = base
+        for uid in sorted(set(latest) - live):
+            gone = latest.pop(uid)
+            recorded.pop(uid, None)
             self._jupyter.pop(uid, None)
             if gone.state != "deleted":
-                self._pending.append(
-                    dataclasses.replace(gone, at=now, state="deleted", report=None, gpu=())
-                )
+                pending.add(gone, now, "deleted", gone.node, None, gone.jupyter_last_activity)
         # Written at the ledger's cadence even when nothing changed: the parts' times are how
         # a replay knows up to when the loop was watching.
         interval = self.settings.checkpoint_interval
         if self._written_at is None or now - self._written_at >= interval:
             self._write(now)
 
-    def _add(self, row: TelemetryRow) -> None:
-        self._pending.append(row)
-        self._latest[row.sandbox_uid] = row
-        self._marks[row.sandbox_uid] = _mark(row)
-
     def _write(self, now: datetime) -> None:
         assert self._hour is not None
-        self.store.write_telemetry(self._hour, telemetry.encode(self._pending), part=now)
-        self._pending = []
+        self.store.write_telemetry(self._hour, self._pending.encode(), part=now)
+        self._pending = telemetry.RowColumns()
         self._written_at = now
 
     def _merge_before(self, hour: datetime) -> None:
