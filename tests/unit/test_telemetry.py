@@ -131,3 +131,32 @@ def test_parts_a_crash_left_beside_a_merged_hour_are_not_read_twice(tmp_path: Pa
     world.engine = AccountingLoop(store, world.engine.settings)  # restarted: tidies up
     world.step(30, util=50)
     assert [f.part for f in store.list_telemetry() if f.hour == T0] == [""]
+
+
+def test_columns_sealed_per_pass_encode_like_one_sort() -> None:
+    """The loop seals each pass's rows (sorted runs) and `encode` merges them: the same bytes
+    and order as sorting every row at once, across row groups, ties in the order added."""
+    states = telemetry.STATES
+    rows = [
+        TelemetryRow(
+            at=T0 + timedelta(seconds=(i * 7) % 6),
+            sandbox_uid=f"u{(i * 3) % 10}",
+            namespace="team",
+            name="nb",
+            owner="alice",
+            sandbox_class="h100",
+            state=states[i % 4],
+            gpus=1,
+            report=(None, "e1/1", "e1/2")[i % 3],
+            gpu=tuple(GPUSample(f"GPU-{j}", float(i), j, None) for j in range(i % 3)),
+        )
+        for i in range(telemetry.ROW_GROUP * 2 + 5)
+    ]
+    columns = telemetry.RowColumns()
+    for i, row in enumerate(rows):
+        columns.add_row(row)
+        if i % 97 == 0:
+            columns.seal()
+    data = columns.encode()
+    assert data == telemetry.encode(rows)
+    assert telemetry.decode(data, "f") == sorted(rows, key=telemetry.order)

@@ -14,11 +14,13 @@ row stamped a little before its hour. `encode` sorts rows, so the same rows give
 
 from __future__ import annotations
 
+import heapq
 import io
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from operator import attrgetter
 from typing import TYPE_CHECKING, Literal, Protocol, cast
 
@@ -129,7 +131,7 @@ class RowColumns:
     from (shared by every row of the same view), the fields that differ per row, and its GPU
     samples flattened into four lists. A row costs a few pointers, not a `TelemetryRow`."""
 
-    __slots__ = ("at", "base", "gpu", "gpu_end", "jupyter", "node", "report", "state")
+    __slots__ = ("at", "base", "gpu", "gpu_end", "jupyter", "node", "report", "runs", "state")
 
     def __init__(self) -> None:
         self.base: list[TelemetryRow] = []
@@ -139,6 +141,7 @@ class RowColumns:
         self.report: list[str | None] = []
         self.jupyter: list[datetime | None] = []
         self.gpu_end = array("l")  # end of each row's samples in the `gpu` lists
+        self.runs: list[array[int]] = []  # row numbers of each sealed run, in `order`
         self.gpu: tuple[list[str], list[float | None], list[int], list[datetime | None]] = (
             [], [], [], [],
         )  # fmt: skip
@@ -210,21 +213,28 @@ class RowColumns:
             pa.array(offsets, type=pa.int32()), values, type=SCHEMA.field("gpu").type
         )
 
+    def _key(self, i: int) -> tuple[datetime, str, bool, str, State, int]:
+        """`order` of row `i`; equal rows keep the order they were added in."""
+        report = self.report[i]
+        return (self.at[i], self.base[i].sandbox_uid, report is None, report or "",
+                self.state[i], i)  # fmt: skip
+
+    def seal(self) -> None:
+        """Sort the rows added since the last seal (one pass's): `encode` merges the sorted
+        runs, so no sort key of the whole buffer is ever held at once."""
+        start = sum(len(run) for run in self.runs)
+        if start < len(self):
+            self.runs.append(array("l", sorted(range(start, len(self)), key=self._key)))
+
     def encode(self) -> bytes:
         """Parquet bytes of the rows in `order`, so equal rows give equal bytes."""
-        uids = [b.sandbox_uid for b in self.base]
-        reports = self.report
-        keys = sorted(
-            zip(self.at, uids, [r is None for r in reports], [r or "" for r in reports],
-                self.state, range(len(self)), strict=True)
-        )  # fmt: skip
-        ordered = [k[-1] for k in keys]
-        del keys, uids
+        self.seal()
+        ordered = heapq.merge(*self.runs, key=self._key)
         out = io.BytesIO()
         with pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
-            for first in range(0, len(ordered), ROW_GROUP):
-                writer.write_batch(self._batch(ordered[first : first + ROW_GROUP]))
-            if not ordered:
+            while chunk := list(islice(ordered, ROW_GROUP)):
+                writer.write_batch(self._batch(chunk))
+            if not len(self):
                 writer.write_table(SCHEMA.empty_table())
         return out.getvalue()
 

@@ -144,6 +144,7 @@ class TelemetryRecorder:
             self._jupyter.pop(uid, None)
             if gone.state != "deleted":
                 pending.add(gone, now, "deleted", gone.node, None, gone.jupyter_last_activity)
+        pending.seal()  # this pass's rows sorted while they are few
         # Written at the ledger's cadence even when nothing changed: the parts' times are how
         # a replay knows up to when the loop was watching.
         interval = self.settings.checkpoint_interval
