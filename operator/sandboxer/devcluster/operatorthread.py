@@ -14,6 +14,8 @@ from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.runner import run_operator
 from sandboxer.devcluster.auth import OPERATOR_GROUPS, OPERATOR_USER
 from sandboxer.devcluster.cluster import DevCluster
+from sandboxer.devcluster.rbac import policy
+from sandboxer.devcluster.rbac.authorizer import CLUSTER_ROLES
 
 __all__ = ["OPERATOR_GROUPS", "OPERATOR_USER", "OperatorThread", "playground_config"]
 
@@ -35,6 +37,8 @@ def playground_config(
     loopback that kopf registers itself (managed webhook configurations). Without a ledger
     the accounting/budget/idle loop does not run and every budget check passes."""
     token = operator_token(cluster)
+    # kopf manages its webhook configurations: the chart's role with `webhook.managedByOperator`.
+    cluster.apiserver.put_system(CLUSTER_ROLES, policy.operator_role(manages_webhooks=webhooks))
     return OperatorConfig(
         server=cluster.url,
         token=token,
