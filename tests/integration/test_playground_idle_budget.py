@@ -68,7 +68,9 @@ def at(stamp: str) -> datetime:
 
 
 async def events(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
-    listed = await get(kubectl, "events", "--field-selector", f"involvedObject.name={name}")
+    """Events about alice's sandbox, read by admin: the chart's sandboxer-user grants no Events."""
+    about = ("--field-selector", f"involvedObject.name={name}")
+    listed = await get(kubectl, "events", *about, "-n", "team-ml", user="admin")
     return sorted(listed["items"], key=lambda e: e.get("lastTimestamp") or "")
 
 
@@ -106,12 +108,12 @@ async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_reset
     # `sandboxer resume` (the same merge patch as kubectl's) as alice.
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sandboxer.cli", "resume", "idle",
-        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice", "-n", "default",
+        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice", "-n", "team-ml",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     said = (await proc.communicate())[0].decode()
     assert proc.returncode == 0, said
-    assert "Resumed default/idle" in said
+    assert "Resumed team-ml/idle" in said
     await wait(kubectl, "--for=condition=Ready", "esb/idle")
     resumed = await get(kubectl, "esb", "idle")
     assert resumed["status"].get("suspendedReason") is None

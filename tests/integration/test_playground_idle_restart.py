@@ -62,9 +62,10 @@ async def until(
 
 
 async def events(config: Path, reason: str) -> list[dict[str, Any]]:
+    # admin reads them: the chart's sandboxer-user role grants no Events.
     listed = await ctl(
-        config, "alice", "get", "events", "--field-selector", "involvedObject.name=idle",
-        "-o", "json",
+        config, "admin", "get", "events", "-n", "team-ml",
+        "--field-selector", "involvedObject.name=idle", "-o", "json",
     )  # fmt: skip
     return [e for e in listed.json()["items"] if e["reason"] == reason]
 
