@@ -30,8 +30,8 @@ import sandboxer.controller.runner  # noqa: F401 - load what the operator loads,
 from sandboxer.controller.loop_runner import (
     index_namespace,
     index_pod_uid,
-    index_report,
     index_spec,
+    index_status,
 )
 from sandboxer.controller.sandboxes import index_class, index_sandbox
 from sandboxer.ledger.store import DirectoryLedgerStore
@@ -171,7 +171,7 @@ def main() -> None:
                 if p == 0 or node % 3 == p % 3:
                     elapsed = p * INTERVAL
                     idx["index_report"].put(
-                        index_report, name=f"node-{node}", status=report(node, n, p, now, elapsed)
+                        index_status, name=f"node-{node}", status=report(node, n, p, now, elapsed)
                     )
             start = time.process_time()
             result = engine.run_pass(builder.build(idx, now))

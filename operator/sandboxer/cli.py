@@ -131,6 +131,21 @@ def operator(
             envvar="SANDBOXER_LOOP_INTERVAL", parser=seconds, help="Accounting loop pass (10s)."
         ),
     ] = None,
+    leader_lease: Annotated[
+        str,
+        typer.Option(
+            envvar="SANDBOXER_LEADER_LEASE",
+            help="The Lease (in the operator's namespace) whose holder runs the accounting loop.",
+        ),
+    ] = "sandboxer-operator",
+    lease_duration: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SANDBOXER_LEASE_DURATION",
+            parser=seconds,
+            help="How long a silent leader keeps the Lease (15s; the playground's: 3s).",
+        ),
+    ] = None,
     no_budget: Annotated[
         str,
         typer.Option(
@@ -168,6 +183,8 @@ def operator(
         export_interval=export_interval,
         export_formats=export_formats,
         loop_interval=loop_interval,
+        leader_lease=leader_lease,
+        lease_duration=lease_duration,
         no_budget=no_budget,
         log_format=log_format,
         log_level=log_level,

@@ -74,12 +74,15 @@ def operator_config(
     export_formats: str,
     loop_interval: float | None,
     no_budget: str,
+    leader_lease: str = "sandboxer-operator",
+    lease_duration: float | None = None,
     log_format: LogFormat,
     log_level: LogLevel,
 ) -> OperatorConfig:
     """The operator's settings from its options; a bad combination is a typer.BadParameter."""
     from sandboxer.budgets.gate import no_budget_policy
     from sandboxer.controller.config import OperatorConfig
+    from sandboxer.controller.leader import LeaseTimings
     from sandboxer.loop.settings import LoopSettings
 
     if namespace and all_namespaces:
@@ -120,12 +123,19 @@ def operator_config(
         export_formats=formats,
         loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
         no_budget=no_budget,
+        lease_name=leader_lease,
     )
+    if lease_duration is not None:
+        config.lease_duration = lease_duration
+    try:
+        LeaseTimings.scaled(config.lease_duration)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lease-duration") from exc
     if dev:
         from sandboxer.devcluster.devsettings import join_playground
 
         try:
-            joined = join_playground(config, webhook_port, ledger, loop_interval)
+            joined = join_playground(config, webhook_port, ledger, loop_interval, lease_duration)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="KUBECONFIG") from exc
         if joined is not None:

@@ -57,6 +57,14 @@ OPERATOR_RULES: list[Rule] = [
     ("", "namespaces", ("list", "watch")),
 ]
 
+# Leader election of the accounting loop (controller/leader.py): a namespaced Role in the
+# release namespace only, so the operator cannot touch other components' Leases (kube-system's
+# controller-manager and scheduler elect theirs the same way). `update` is a PUT with the
+# Lease's resourceVersion: the compare-and-swap that makes two candidates never both win.
+LEADER_ELECTION_RULES: list[Rule] = [
+    ("coordination.k8s.io", "leases", ("get", "create", "update")),
+]
+
 # Only with `operator.peering.enabled` (HA): kopf watches its ClusterKopfPeering and patches
 # its own entry in it.
 PEERING_RULES: list[Rule] = [
@@ -99,6 +107,7 @@ VIEWER_RULES: list[Rule] = [
 
 ROLES: dict[str, list[Rule]] = {
     "operator": OPERATOR_RULES,
+    "leaderElection": LEADER_ELECTION_RULES,
     "peering": PEERING_RULES,
     "webhookManagement": WEBHOOK_MANAGEMENT_RULES,
     "agent": AGENT_RULES,

@@ -25,6 +25,9 @@ OTHER_READERS = {
     # controller/config.py: the operator's own service account user.
     "SANDBOXER_NAMESPACE": "operator",
     "SANDBOXER_SERVICE_ACCOUNT": "operator",
+    # controller/leader.py and peer_gate.py: the Lease identity, the advertised address.
+    "SANDBOXER_POD_NAME": "operator",
+    "SANDBOXER_POD_IP": "operator",
     # boto3's credential and endpoint chain (the S3 ledger and export).
     "AWS_REGION": "operator",
     "AWS_ENDPOINT_URL_S3": "operator",

@@ -132,17 +132,22 @@ IN_CLUSTER = OperatorConfig(
 )
 
 
+LEASE_CALLS = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+
+
 def test_operator_rules_are_exactly_what_the_operator_calls() -> None:
-    needs, rules = operator_calls(IN_CLUSTER), granted(rbac.OPERATOR_RULES)
+    # The Lease calls are granted by the namespaced leader-election Role, not the ClusterRole.
+    needs, rules = operator_calls(IN_CLUSTER) - LEASE_CALLS, granted(rbac.OPERATOR_RULES)
     assert not needs - rules, f"calls without a rule in OPERATOR_RULES: {sorted(needs - rules)}"
     assert not rules - needs, f"rules nothing uses: {sorted(rules - needs)}"
 
 
 def test_optional_rules_are_exactly_what_their_mode_adds() -> None:
     assert granted(rbac.PEERING_RULES) == PEERING_CALLS
+    assert granted(rbac.LEADER_ELECTION_RULES) == LEASE_CALLS <= client_calls()
     assert granted(rbac.WEBHOOK_MANAGEMENT_RULES) == MANAGEMENT_CALLS
     # Without a webhook server the operator needs nothing more (admission handlers are off).
-    assert operator_calls(OperatorConfig()) <= granted(rbac.OPERATOR_RULES)
+    assert operator_calls(OperatorConfig()) - LEASE_CALLS <= granted(rbac.OPERATOR_RULES)
 
 
 def test_operator_cannot_read_secrets_or_webhook_configurations() -> None:
@@ -182,8 +187,10 @@ def test_every_declared_child_write_is_made_by_some_child() -> None:
             if child.patch is not None:
                 made.add((group, plural, "patch"))
     writes = {c for c in client_calls() if c[2] in ("create", "patch") and "/" not in c[1]}
-    # The loop's writes (spec.suspend on a sandbox, its Events) are not child writes.
-    assert writes - {(GROUP, "experimentsandboxes", "patch"), ("", "events", "create")} == made
+    # The loop's writes (spec.suspend on a sandbox, its Events) and the leader Lease are not
+    # child writes.
+    loop = {(GROUP, "experimentsandboxes", "patch"), ("", "events", "create")}
+    assert writes - loop - LEASE_CALLS == made
 
 
 def test_agent_rules_are_exactly_its_calls() -> None:

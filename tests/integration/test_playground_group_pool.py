@@ -22,25 +22,22 @@ from sandboxer.ledger import checkpoint
 from sandboxer.ledger.store import open_store
 from sandboxer.loop.snapshot import merged_rate_card
 from tests.integration.conftest import ROOT, Kubectl, kubectl_runner
+from tests.integration.manifests import compute_budget
 
 pytestmark = pytest.mark.slow  # a whole playground
 
 NS = "team-ml"
-POOL = {
-    "apiVersion": "sandboxer.io/v1alpha1",
-    "kind": "ComputeBudget",
-    "metadata": {"name": "ml-pool"},
-    "spec": {
-        "subjects": [{"kind": "Group", "name": "team-ml"}],
-        "scope": "Shared",
-        "allowance": {"gpuHours": 0.01},  # 36 GPU-seconds: gone in seconds with 3 GPUs busy
-        "maxConcurrentGpus": 3,
-        "minRuntime": "0s",  # a tiny pool that still admits short sessions
-        "onExhausted": "Suspend",
-        "team": "ml-platform",
-        "costCenter": "CC-4242",
-    },
-}
+POOL = compute_budget(
+    "ml-pool",
+    subjects=[{"kind": "Group", "name": "team-ml"}],
+    scope="Shared",
+    allowance={"gpuHours": 0.01},  # 36 GPU-seconds: gone in seconds with 3 GPUs busy
+    maxConcurrentGpus=3,
+    minRuntime="0s",  # a tiny pool that still admits short sessions
+    onExhausted="Suspend",
+    team="ml-platform",
+    costCenter="CC-4242",
+)
 
 
 def sandbox(name: str, gpus: int) -> str:
@@ -94,7 +91,7 @@ async def test_a_group_pool_counts_and_stops_both_members(tmp_path: Path) -> Non
         pool = await get(kubectl, "computebudget", "ml-pool")
         [shared] = pool["status"]["subjects"]
         assert shared["kind"] == "Shared"
-        assert shared["usedGpuHours"] >= POOL["spec"]["allowance"]["gpuHours"]  # type: ignore[index]
+        assert shared["usedGpuHours"] >= POOL["spec"]["allowance"]["gpuHours"]
         assert shared["exhaustions"] >= 1
 
         cards = {c["metadata"]["name"]: c["spec"] for c in pg.cluster.list(API_VERSION, "RateCard")}
@@ -115,16 +112,7 @@ async def test_a_group_pool_counts_and_stops_both_members(tmp_path: Path) -> Non
 async def test_five_parallel_creates_against_a_cap_of_two_admit_two(
     playground: Playground, pg_kubectl: Kubectl
 ) -> None:
-    cap = {
-        "apiVersion": "sandboxer.io/v1alpha1",
-        "kind": "ComputeBudget",
-        "metadata": {"name": "two-at-once"},
-        "spec": {
-            "subjects": [{"kind": "User", "name": "alice"}],
-            "allowance": {"gpuHours": 100},
-            "maxConcurrentGpus": 2,
-        },
-    }
+    cap = compute_budget("two-at-once", ["alice"], allowance={"gpuHours": 100}, maxConcurrentGpus=2)
     await pg_kubectl("apply", "-f", "-", input=json.dumps(cap))
     # Inside one loop pass: nothing of these five is running yet when each is asked.
     results = await asyncio.gather(

@@ -16,6 +16,7 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import Kubectl
+from tests.integration.manifests import compute_budget, sandbox_class
 
 pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
@@ -24,18 +25,7 @@ AFTER, WARN_BEFORE, REPORT = 6, 3, 0.5  # seconds; the playground fixture report
 
 def quick_class(after: float, warn_before: float) -> str:
     """A class with a short idle window, for reclaim tests on real time."""
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "SandboxClass",
-            "metadata": {"name": "quick"},
-            "spec": {
-                "image": "quay.io/jupyter/pytorch-notebook:cuda12-2024-10-28",
-                "gpu": {"model": "H100"},
-                "idle": {"after": f"{after}s", "warnBefore": f"{warn_before}s"},
-            },
-        }
-    )
+    return sandbox_class("quick", idle={"after": f"{after}s", "warnBefore": f"{warn_before}s"})
 
 
 QUICK_CLASS = quick_class(AFTER, WARN_BEFORE)
@@ -123,23 +113,15 @@ async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_reset
     assert (at(second["lastTimestamp"]) - restarted).total_seconds() >= AFTER - 1
 
 
-async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_and_admin_sees_status(
+async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_until_it_allows_short_ones(
     playground: Playground, pg_kubectl: Kubectl
 ) -> None:
     """The warn-suspend-top-up-resume flow runs in tests/integration/test_demo.py (through
-    kubectl, with a short minimum runtime); here the default one-hour minimum applies."""
+    kubectl, with a short minimum runtime); here the default one-hour minimum refuses, bad
+    minRuntime values are refused by the API, and `minRuntime: 0s` admits the short session."""
     kubectl = pg_kubectl
     tiny = json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ComputeBudget",
-            "metadata": {"name": "tiny"},
-            "spec": {
-                "subjects": [{"kind": "User", "name": "bob"}],
-                "allowance": {"gpuHours": 0.5},
-                "onExhausted": "Suspend",
-            },
-        }
+        compute_budget("tiny", ["bob"], allowance={"gpuHours": 0.5}, onExhausted="Suspend")
     )
     await kubectl("apply", "-f", "-", input=tiny)
     # bob is also in group team-vision, whose budget pays for h100 (every budget must allow).
@@ -153,10 +135,21 @@ async def test_a_budget_too_small_for_the_minimum_runtime_is_refused_and_admin_s
     small = sandbox("small", 0, "h100", gpus=1)
     still = await kubectl("apply", "-f", "-", user="bob", input=small, check=False)
     assert still.rc != 0
+    assert "under the budget's minRuntime of 1h" in still.stdout + still.stderr
+    # A minRuntime that is no duration, or a negative one, is refused by the API, field named.
+    for bad in ("-1h", "abc"):
+        patch = json.dumps({"spec": {"minRuntime": bad}})
+        wrong = await kubectl(
+            "patch", "computebudget", "tiny", "--type", "merge", "-p", patch, check=False
+        )
+        assert wrong.rc != 0
+        assert "spec.minRuntime" in wrong.stderr, wrong.stderr
+    stored = await get(kubectl, "computebudget", "tiny", user="admin")
+    assert stored["spec"]["minRuntime"] == "1h"  # the schema default; nothing bad was kept
+    # The team allows short sessions: 0s turns the check off, and the half hour is admitted.
     await kubectl(
-        "patch", "computebudget", "tiny", "--type", "merge",
-        "-p", '{"spec":{"allowance":{"gpuHours":10}}}',
-    )  # fmt: skip
+        "patch", "computebudget", "tiny", "--type", "merge", "-p", '{"spec":{"minRuntime":"0s"}}'
+    )
     await kubectl("apply", "-f", "-", user="bob", input=small)
     await wait(kubectl, "--for=condition=Ready", "esb/small", user="bob")
     await wait(

@@ -8,10 +8,9 @@ on the schedule the first one announced and does not warn a second time.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,11 @@ from tests.integration.test_playground_idle_budget import quick_class
 from tests.integration.test_playground_users_operator import (
     Operator,
     ctl,
+    events_about,
     external_dev,  # noqa: F401 (the fixture)
     ready,
 )
+from tests.integration.test_playground_users_operator import until as wait_until
 
 pytestmark = pytest.mark.slow  # a playground and two operator processes
 
@@ -51,23 +52,16 @@ async def sandbox(config: Path) -> dict[str, Any]:
     return (await ctl(config, "alice", "get", "esb", "idle", "-o", "json")).json()
 
 
-async def until(
+def until(
     config: Path, what: str, test: Callable[[dict[str, Any]], bool], within: float
-) -> dict[str, Any]:
-    """The sandbox once `test` holds for it (each check is one kubectl round trip)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not test(esb := await sandbox(config)):
-        assert asyncio.get_running_loop().time() < deadline, f"no {what}: {esb.get('status')}"
-    return esb
+) -> Awaitable[dict[str, Any]]:
+    """The sandbox once `test` holds for it."""
+    return wait_until(lambda: sandbox(config), what, test, within)
 
 
-async def events(config: Path, reason: str) -> list[dict[str, Any]]:
+def events(config: Path, reason: str) -> Awaitable[list[dict[str, Any]]]:
     # admin reads them: the chart's sandboxer-user role grants no Events.
-    listed = await ctl(
-        config, "admin", "get", "events", "-n", "team-ml",
-        "--field-selector", "involvedObject.name=idle", "-o", "json",
-    )  # fmt: skip
-    return [e for e in listed.json()["items"] if e["reason"] == reason]
+    return events_about(config, "admin", "idle", reason, "-n", "team-ml")
 
 
 async def test_restart_after_the_warning_reclaims_on_schedule_and_warns_once(

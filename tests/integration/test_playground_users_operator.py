@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,20 +139,24 @@ def _port_open(port: int) -> bool:
 class Operator:
     """`KUBECONFIG=<file> sandboxer operator --dev` as its own process, logging to a file."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.kubeconfig, self.log = kubeconfig, log
+    def __init__(self, kubeconfig: Path, log: Path, *args: str) -> None:
+        """`args`: more flags, e.g. another --webhook-port for a second replica."""
+        self.kubeconfig, self.log, self.args = kubeconfig, log, args
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, admitted: bool = True) -> None:
+        """Started once its webhooks listen and (with `admitted`) admit a dry run."""
         settings = load(str(self.kubeconfig))
         assert settings is not None, "the playground wrote no dev settings"
         port = settings.settings.webhook_port
+        if "--webhook-port" in self.args:
+            port = int(self.args[self.args.index("--webhook-port") + 1])
         assert not _port_open(port), "something already serves the webhooks"
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("a") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", CLI, "operator", "--dev", "--log-format", "console",
-                env=env, stdout=log, stderr=log,
+                *self.args, env=env, stdout=log, stderr=log,
             )  # fmt: skip
 
         def up() -> bool:
@@ -160,6 +164,8 @@ class Operator:
             return _port_open(port)
 
         await eventually(up, within=90, message="the operator's webhooks")
+        if not admitted:
+            return
         # Its webhooks answer before kopf has filled the budget index (the gate then refuses
         # for "no ComputeBudget"); a server-side dry run that is admitted says it is all there.
         deadline = asyncio.get_running_loop().time() + 90
@@ -205,6 +211,30 @@ async def external_dev(tmp_path: Path) -> AsyncIterator[tuple[Path, Path]]:
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), timeout=60)
     assert proc.returncode == 0
+
+
+async def until(
+    fetch: Callable[[], Awaitable[dict[str, Any]]],
+    what: str,
+    test: Callable[[dict[str, Any]], bool],
+    within: float,
+) -> dict[str, Any]:
+    """What `fetch` returns once `test` holds for it (each fetch is one kubectl round trip)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not test(seen := await fetch()):
+        assert asyncio.get_running_loop().time() < deadline, f"no {what}: {seen}"
+    return seen
+
+
+async def events_about(
+    config: Path, context: str, name: str, reason: str, *scope: str
+) -> list[dict[str, Any]]:
+    """The Events with `reason` about the object `name`, as `context` sees them."""
+    listed = await ctl(
+        config, context, "get", "events", *scope, "--field-selector",
+        f"involvedObject.name={name}", "-o", "json",
+    )  # fmt: skip
+    return [e for e in listed.json()["items"] if e["reason"] == reason]
 
 
 async def ready(config: Path, name: str) -> None:

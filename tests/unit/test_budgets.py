@@ -208,6 +208,23 @@ def test_refusal_message_names_person_budget_remaining_and_what_fits() -> None:
     )
 
 
+def test_the_hint_counts_what_the_owners_running_sandboxes_already_burn() -> None:
+    b = budget()
+    # 9 GPU-hours left: 4 more GPUs alone would last 2.25 h, but 6 already burn beside them.
+    busy = gate.decide(request(4), [(b, status_of(b, 191, [h100(6)]))])
+    assert busy.reason == "InsufficientBudget"
+    assert busy.message == (
+        "alice has 9 of 200 GPU-hours left in 2026-11 on budget team-vision; "
+        "4×H100 beside the 6 GPUs already running would use it in 54 minutes, "  # noqa: RUF001
+        "under the budget's minRuntime of 1h; try gpus: 3 or ask the owners of team-vision"
+    )
+    idle = gate.decide(request(4), [(b, status_of(b, 191))])
+    assert idle.allowed, idle.message  # the same request with nothing running lasts 2.25 h
+    tight = gate.decide(request(4), [(b, status_of(b, 192, [h100(6)]))])  # 8 h left / 10 per h
+    assert "would use it in 48 minutes" in tight.message
+    assert "try gpus: 2 or" in tight.message  # 8 / (6 + 2) = 1 h exactly
+
+
 def test_min_runtime_is_the_budgets_own_and_0s_turns_the_check_off() -> None:
     short = budget(min_runtime="15m")
     ok = gate.decide(request(4), [(short, status_of(short, 198.5))])  # 22 minutes >= 15

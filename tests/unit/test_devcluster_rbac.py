@@ -399,6 +399,11 @@ def test_the_operator_and_agent_hold_the_charts_roles(playground: Authorizer) ->
     assert can(playground, OPERATOR_USER, "POST", "/api/v1/namespaces/team-ml/secrets")
     assert not can(playground, OPERATOR_USER, "GET", "/api/v1/namespaces/team-ml/secrets/t")
     assert not can(playground, OPERATOR_USER, "POST", ESB.format("team-ml"))
+    # Its leader Lease: in the release namespace only (the chart's Role there).
+    leases = "/apis/coordination.k8s.io/v1/namespaces/{}/leases"
+    assert can(playground, OPERATOR_USER, "POST", leases.format("sandboxer"))
+    assert can(playground, OPERATOR_USER, "PUT", leases.format("sandboxer") + "/sandboxer-operator")
+    assert not can(playground, OPERATOR_USER, "PUT", leases.format("kube-system") + "/x")
     reports = "/apis/sandboxer.io/v1alpha1/gpunodereports"
     assert can(playground, AGENT_USER, "POST", reports)
     assert can(playground, AGENT_USER, "PATCH", reports + "/gpu-node-0/status")

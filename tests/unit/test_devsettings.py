@@ -13,7 +13,13 @@ from sandboxer.cli import app
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.devcluster import kubeconfig
 from sandboxer.devcluster.auth import OPERATOR_GROUPS, OPERATOR_USER, User, Users
-from sandboxer.devcluster.devsettings import EXTENSION, DevSettings, join_playground, load
+from sandboxer.devcluster.devsettings import (
+    DEV_LEASE_DURATION,
+    EXTENSION,
+    DevSettings,
+    join_playground,
+    load,
+)
 
 CA = b"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"
 SETTINGS = DevSettings(
@@ -88,8 +94,12 @@ def test_join_takes_the_playground_settings_and_the_flags_win(tmp_path: Path) ->
     flags = join_playground(OperatorConfig(), 40123, "/elsewhere", 3.0, kubeconfig=path)
     assert flags is not None
     assert (flags[0].ledger_url, flags[0].loop_interval) == ("/elsewhere", 3.0)
-    with pytest.raises(ValueError, match="calls its webhooks on port 40123"):
-        join_playground(OperatorConfig(), 9443, kubeconfig=path)
+    assert config.lease_duration == DEV_LEASE_DURATION < OperatorConfig().lease_duration
+    # A second replica serves elsewhere; the line says the playground does not call it.
+    second = join_playground(OperatorConfig(), 9443, lease_duration=5.0, kubeconfig=path)
+    assert second is not None
+    assert (second[0].webhook_port, second[0].lease_duration) == (9443, 5.0)
+    assert "not called: the playground calls 40123" in second[1]
     assert join_playground(OperatorConfig(), kubeconfig=str(tmp_path / "nothing")) is None
 
 
@@ -102,11 +112,11 @@ def test_a_settings_context_without_token_is_a_clear_error(tmp_path: Path) -> No
         load(str(path))
 
 
-def test_operator_dev_refuses_another_webhook_port(tmp_path: Path) -> None:
+def test_operator_refuses_a_lease_duration_it_cannot_renew_within(tmp_path: Path) -> None:
     path = write(tmp_path / "dev")
     result = CliRunner().invoke(
-        app, ["operator", "--dev", "--webhook-port", "9443"], env={"KUBECONFIG": str(path)}
+        app, ["operator", "--dev", "--lease-duration", "500ms"], env={"KUBECONFIG": str(path)}
     )
     assert result.exit_code == 2
-    assert "(or pass 40123)" in result.output  # the error box wraps the sentence
+    assert "--lease-duration" in result.output and "at least 1s" in result.output
     assert "operator-token" not in result.output

@@ -18,8 +18,8 @@ import kopf
 from sandboxer.controller.loop_runner import (
     index_namespace,
     index_pod_uid,
-    index_report,
     index_spec,
+    index_status,
 )
 from sandboxer.controller.sandboxes import index_class, index_sandbox
 from sandboxer.ledger.store import DirectoryLedgerStore
@@ -104,7 +104,7 @@ def indexes(report_status: Mapping[str, Any]) -> dict[str, Any]:
         "index_pod_uid": indexed(
             index_pod_uid, uid=POD, namespace=NS, labels={"sandboxer.io/sandbox": NAME}
         ),
-        "index_report": indexed(index_report, name="node-a", status=report_status),
+        "index_report": indexed(index_status, name="node-a", status=report_status),
     }
 
 

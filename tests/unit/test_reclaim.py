@@ -251,6 +251,11 @@ def test_lifetime_restarts_on_resume_and_wins_a_tie() -> None:
 
 def test_cpu_sandbox_without_jupyter_signal_is_not_idle_reclaimed() -> None:
     assert not effective_policy("cpu", klass(), sandbox(gpus=0)).idle_enabled
+    # useJupyterActivity gives no signal yet (nothing reads /api/status): still never reclaimed,
+    # whatever its user does, instead of being reclaimed at idle.after.
+    policy = effective_policy("cpu", klass(useJupyterActivity=True), sandbox(gpus=0))
+    assert not policy.idle_enabled
+    assert isinstance(Clock(policy).run(timedelta(hours=5), util(0)), Keep)
 
 
 def test_activity_from_report_maps_pod_gpus_to_device_signals() -> None:

@@ -92,10 +92,17 @@ def test_other_unschedulable_keeps_the_scheduler_reason() -> None:
 
 
 def test_image_pull_failure_is_failed_with_the_reason() -> None:
-    waiting = {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}}
+    waiting = {
+        "name": "notebook",
+        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}},
+    }
     status = derive(pod({"type": "PodScheduled", "status": "True"}, containerStatuses=[waiting]))
     assert cond(status, "Ready") == ("False", "ImagePullBackOff")
     assert status.phase == "Failed"
+    ready = get_condition(status.conditions, "Ready")
+    assert ready is not None
+    # The start timeout quotes this message: it names the container and the kubelet's words.
+    assert ready.message == "container notebook: ImagePullBackOff (not found)"
 
 
 def test_suspended_drops_url_and_node_and_says_user() -> None:
@@ -151,3 +158,21 @@ def test_creating_children_one_by_one_does_not_rewrite_the_status() -> None:
     assert status_patch(before, with_sts) == {}
     assert cond(before, "Ready") == ("False", "Provisioning")
     assert before.phase == "Provisioning"
+
+
+def test_the_run_starts_at_the_first_ready_and_only_a_suspension_ends_it() -> None:
+    """`startedAt` anchors maxLifetime: a readiness flap or a new pod keep it (issue 16.6)."""
+    ready = pod({"type": "Ready", "status": "True"})
+    first = derive(ready)
+    assert first.started_at == T0
+    flapped = derive(pod({"type": "Ready", "status": "False"}), first, at=T0 + timedelta(hours=1))
+    assert flapped.phase != "Ready"
+    again = derive(ready, flapped, at=T0 + timedelta(hours=2))
+    assert cond(again, "Ready") == ("True", "NotebookReady")
+    assert again.started_at == T0  # the flap did not restart the lifetime
+    repodded = derive(None, again, at=T0 + timedelta(hours=3))  # the pod is being recreated
+    assert derive(ready, repodded, at=T0 + timedelta(hours=4)).started_at == T0
+    suspended = derive(None, again, at=T0 + timedelta(hours=5), suspend=True)
+    assert suspended.started_at is None
+    resumed = derive(ready, suspended, at=T0 + timedelta(hours=6))
+    assert resumed.started_at == T0 + timedelta(hours=6)  # a new run after the resume

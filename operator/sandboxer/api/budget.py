@@ -69,7 +69,8 @@ class ComputeBudgetSpec(Model):
     min_runtime: Duration = Field(
         default="1h",
         description="Refuse a start or resume when what is left would last less than this at "
-        "the sandbox's rate; 0s turns the check off.",
+        "the sandbox's rate plus what the account's running sandboxes burn; 0s turns the check "
+        "off.",
     )
     cost_center: str | None = Field(default=None, max_length=128)
     team: str | None = Field(default=None, max_length=128)

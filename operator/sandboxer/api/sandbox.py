@@ -15,7 +15,9 @@ from sandboxer.api.types import (
     Timestamp,
 )
 
-SuspendedReason = Literal["User", "Idle", "BudgetExhausted", "Lifetime", "BudgetRefused"]
+SuspendedReason = Literal[
+    "User", "Idle", "BudgetExhausted", "Lifetime", "BudgetRefused", "StartFailed"
+]
 Phase = Literal["Pending", "Provisioning", "Ready", "Suspending", "Suspended", "Failed"]
 
 # StatefulSets add a controller-revision-hash label "<name>-<10 chars>", which must stay <= 63.
@@ -112,7 +114,11 @@ class ExperimentSandboxStatus(Model):
     suspended_reason: SuspendedReason | None = None
     budget: SandboxBudget | None = None
     observed_generation: int | None = None
-    started_at: Timestamp | None = None
+    started_at: Timestamp | None = Field(
+        default=None,
+        description="When the current run first became Ready; only a suspension ends a run. "
+        "maxLifetime counts from here.",
+    )
     idle_since: Timestamp | None = Field(
         default=None,
         description="Where the idle window starts: since when every GPU has been idle (unset "

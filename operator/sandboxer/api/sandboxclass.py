@@ -80,7 +80,8 @@ class IdlePolicy(Model):
     )
     use_jupyter_activity: bool = Field(
         default=False,
-        description="Also require no Jupyter activity (kernel or terminal) during the window.",
+        description="Reserved: also require no Jupyter activity during the window. Not read "
+        "yet; the operator does not query Jupyter, so this changes nothing today.",
     )
 
     @model_validator(mode="after")
@@ -137,6 +138,13 @@ class SandboxClassSpec(Model):
     idle: IdlePolicy = Field(default_factory=IdlePolicy)
     max_lifetime: Duration | None = Field(
         default=None, description="Suspend sandboxes running longer than this (off when unset)."
+    )
+    startup_timeout: Duration = Field(
+        default="10m",
+        description="Suspend a sandbox (suspendedReason StartFailed) whose pod is scheduled, and "
+        "so holds its GPUs, but whose notebook has not been Ready for this long, e.g. a "
+        "container in CrashLoopBackOff or ImagePullBackOff. Counted from when the pod was "
+        "scheduled or the notebook was last Ready, whichever is later; 0s turns it off.",
     )
     expose: Expose = Field(default_factory=Expose)
 

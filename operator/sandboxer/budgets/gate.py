@@ -3,7 +3,8 @@
 All applicable accounts must allow (see `matching`). Each one checks, in order: the class is one
 the budget pays for; the owner's running GPUs plus the new ones stay within maxConcurrentGpus; the
 allowance is not used up; and what is left lasts at least the budget's `minRuntime` at the
-sandbox's rate, so nobody starts a 4-GPU notebook that would be suspended a few minutes later.
+sandbox's rate plus what the account's running sandboxes already burn, so nobody starts a
+4-GPU notebook that would be suspended a few minutes later.
 A refusal names the person, the budget, used and remaining, and what would fit.
 """
 
@@ -188,24 +189,33 @@ def _check(
             f"{left}; it renews on {st.period.end:%Y-%m-%d} (UTC); {owners} for a top-up"
         )
     least = parse_duration(spec.min_runtime).total_seconds() / 3600
-    rate = _rate(req, st)
-    runtime = st.remaining / rate if rate > 0 else math.inf
+    runtime = _runtime_hours(req, st)
     if runtime < least:
-        per_gpu = rate / req.gpus
-        fits = math.floor(st.remaining / (per_gpu * least))
+        # The largest request that still lasts `least` beside what already runs.
+        per_gpu = _rate(req, st) / req.gpus
+        fits = math.floor((st.remaining / least - st.burn_per_hour) / per_gpu) if per_gpu else 0
         hint = f"try gpus: {fits} or {owners}" if fits >= 1 else f"{owners} for a top-up"
+        beside = _running_phrase(st)
         return "InsufficientBudget", (
-            f"{left}; {req.shape} would use it in {human_hours(runtime)}, under the "
+            f"{left}; {req.shape}{beside} would use it in {human_hours(runtime)}, under the "
             f"budget's minRuntime of {spec.min_runtime}; {hint}"
         )
     return None
+
+
+def _running_phrase(st: AccountStatus) -> str:
+    """What already burns the account, so the hint's arithmetic is visible."""
+    if st.burn_per_hour <= 0:
+        return ""
+    return f" beside the {st.running_gpus} GPUs already running"
 
 
 def _admitted(req: SandboxRequest, st: AccountStatus) -> str:
     if req.gpus == 0:
         return f"{req.name} uses no GPUs"
     runtime = _runtime_hours(req, st)
-    return f"{_left(st)}; {req.shape} can run about {human_hours(runtime)} on it"
+    beside = _running_phrase(st)
+    return f"{_left(st)}; {req.shape}{beside} can run about {human_hours(runtime)} on it"
 
 
 def _left(st: AccountStatus) -> str:
@@ -235,7 +245,8 @@ def _rate(req: SandboxRequest, st: AccountStatus) -> float:
 
 
 def _runtime_hours(req: SandboxRequest, st: AccountStatus) -> float:
-    rate = _rate(req, st)
+    """How long the account lasts with `req` running beside what already burns it."""
+    rate = _rate(req, st) + st.burn_per_hour
     return st.remaining / rate if rate > 0 else math.inf
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.manifests.exposure import build_exposure
 from sandboxer.manifests.inputs import Sandbox
+from sandboxer.manifests.labels import POD_ANNOTATIONS
 from sandboxer.manifests.networkpolicy import build_network_policy
 from sandboxer.manifests.secret import build_secret, new_token
 from sandboxer.manifests.service import build_service
@@ -41,7 +42,7 @@ def desired_children(
             sts,
             {
                 "metadata": {"labels": sts["metadata"]["labels"]},
-                "spec": {"replicas": sts["spec"]["replicas"], "template": sts["spec"]["template"]},
+                "spec": {"replicas": sts["spec"]["replicas"], "template": _template_patch(sts)},
             },
             follows_spec=True,
         ),
@@ -50,3 +51,16 @@ def desired_children(
     if exposure is not None:
         children.append(Child(exposure, {"spec": exposure["spec"]}))
     return children
+
+
+def _template_patch(sts: dict[str, Any]) -> dict[str, Any]:
+    """The pod template as a merge patch: a copied annotation the sandbox dropped is removed."""
+    template = sts["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    dropped = {k: None for k in POD_ANNOTATIONS if k not in annotations}
+    if not dropped:
+        return template  # type: ignore[no-any-return]
+    return {
+        **template,
+        "metadata": {**template["metadata"], "annotations": {**annotations, **dropped}},
+    }

@@ -54,6 +54,10 @@ class OperatorConfig:
     dev: bool = False  # plain-HTTP webhooks for the embedded API; never in production
     peering: bool = False  # HA: several replicas, one active (random priority)
     peering_name: str = "sandboxer"
+    # Leader election of the accounting loop (controller/leader.py): the Lease in own_namespace
+    # (else "default") and its duration; renew deadline and retry period scale with it.
+    lease_name: str = "sandboxer-operator"
+    lease_duration: float = 15.0
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     # The namespace the operator runs in (downward API; the webhook Service's namespace).
     own_namespace: str | None = field(default_factory=lambda: os.environ.get("SANDBOXER_NAMESPACE"))

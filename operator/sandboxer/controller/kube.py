@@ -2,8 +2,9 @@
 
 A tiny aiohttp client on the same credentials kopf logs in with (kopf.ConnectionInfo from the
 kubeconfig, the in-cluster service account, or an explicit server). Only what the controller
-needs: create, merge-patch, get, each declared in CALLS. RBAC for these calls is listed in
-sandboxer/rbac.py; tests/contract/test_rbac_coverage.py checks the two agree.
+needs: create, merge-patch, get and replace (PUT, for the leader Lease), each declared in
+CALLS. RBAC for these calls is listed in sandboxer/rbac.py; tests/contract/test_rbac_coverage.py
+checks the two agree.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     (API_VERSION, "ExperimentSandbox"): ("experimentsandboxes", True),
     (API_VERSION, "SandboxClass"): ("sandboxclasses", False),
     (API_VERSION, "ComputeBudget"): ("computebudgets", False),
+    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
 }
 
-Verb = Literal["get", "create", "patch"]
+Verb = Literal["get", "create", "patch", "update"]
 # Every call this client may make: (apiVersion, kind, subresource, RBAC verb). The client refuses
 # any other, so this set is the operator's own API surface and RBAC must grant exactly it.
 CALLS: frozenset[tuple[str, str, str | None, Verb]] = frozenset(
@@ -67,6 +69,9 @@ CALLS: frozenset[tuple[str, str, str | None, Verb]] = frozenset(
         # ... and explains its decisions with Events (posted by us: the loop's task runs
         # outside kopf's handler context, where kopf.event has no posting queue).
         ("v1", "Event", None, "create"),
+        # Leader election (controller/leader.py): one Lease in the operator's namespace, read,
+        # created once and replaced with its resourceVersion (a compare-and-swap, as client-go).
+        *(("coordination.k8s.io/v1", "Lease", None, verb) for verb in ("get", "create", "update")),
     }
 )
 
@@ -201,6 +206,14 @@ class KubeClient:
     ) -> Any:
         url = self.url(api_version, kind, namespace, name, subresource, verb="patch")
         return await self._call("PATCH", url, dict(patch), "application/merge-patch+json")
+
+    async def replace(self, obj: Mapping[str, Any]) -> Any:
+        """PUT obj; with metadata.resourceVersion set the server refuses (409) a stale write."""
+        meta = obj["metadata"]
+        url = self.url(
+            obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], verb="update"
+        )
+        return await self._call("PUT", url, dict(obj), "application/json")
 
     async def ensure(
         self, obj: Mapping[str, Any], patch: Mapping[str, Any] | None, *, exists: bool = False

@@ -1,8 +1,10 @@
 """kopf glue of the one cluster-wide loop: indexes in, patches, Events and notifications out.
 
-One asyncio task started at operator start-up (never a timer per object, see STYLE.md 7): each
-pass copies the indexes into a `Snapshot`, runs the `AccountingLoop` in a worker thread (ledger
-I/O and arithmetic stay off the event loop that serves webhooks), then applies what it decided.
+One asyncio task (never a timer per object, see STYLE.md 7), run only by the replica that holds
+the leader Lease (controller/leader.py): each pass copies the indexes into a `Snapshot`, runs the
+`AccountingLoop` in a worker thread (ledger I/O and arithmetic stay off the event loop that serves
+webhooks), then applies what it decided. Each term starts from the API and the ledger, as a
+restarted operator does, so a new leader continues its predecessor's schedule.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import kopf
 
 from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.budgets.gate import no_budget_policy
+from sandboxer.controller import peer_gate
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient, KubeError
+from sandboxer.controller.leader import PEER_URL_ANNOTATION, LeaderElector, LeaseTimings
 from sandboxer.ledger.store import open_store
 from sandboxer.loop.accounting_loop import AccountingLoop
 from sandboxer.loop.results import PassResult
@@ -52,15 +56,12 @@ def loop_settings(config: OperatorConfig) -> LoopSettings:
 # -- indexes (small values: what the loop reads) -------------------------------------------
 
 
-def index_report(*, name: str, status: Mapping[str, Any], **_: Any) -> Any:
-    return {name: dict(status)}
-
-
 def index_spec(*, name: str, spec: Mapping[str, Any], **_: Any) -> Any:
     return {name: dict(spec)}
 
 
 def index_status(*, name: str, status: Mapping[str, Any], **_: Any) -> Any:
+    """Node reports and budget statuses: both are read by name, status only."""
     return {name: dict(status)}
 
 
@@ -85,28 +86,64 @@ INDEX_NAMES = (
 
 
 class LedgerBudgetGate:
-    """The admission budget check, on the accounting loop's latest figures."""
+    """The admission budget check, on the accounting loop's latest figures.
+
+    The leader decides from its loop; a standby hands the check to the leader (peer_gate.py),
+    waiting a few seconds for one while the Lease changes hands, and refuses (nothing stored)
+    when none answers: admitting unchecked would let a burst pass a cap.
+    """
 
     def __init__(self, runner: LoopRunner) -> None:
         self.runner = runner
 
     @property
     def ready(self) -> bool:
-        """After the first pass: before it, running sandboxes and usage are not known."""
-        return self.runner.accounting is not None and self.runner.passes > 0
+        """After the leader's first pass (before it, running sandboxes and usage are not known),
+        or on a standby when a leader is known to ask."""
+        if self.runner.accounting is not None:
+            return self.runner.passes > 0
+        return self.runner.leader_url() is not None
 
-    async def check(self, request: BudgetRequest) -> BudgetDecision:
-        if self.runner.accounting is None or self.runner.indexes is None:
-            return BudgetDecision(True)  # not started yet: the loop enforces once it runs
+    async def decide_here(self, request: BudgetRequest) -> BudgetDecision | None:
+        """The decision of this replica's loop; None when it is not the leader."""
+        accounting, indexes = self.runner.accounting, self.runner.indexes
+        if accounting is None or indexes is None:
+            return None
         # The running sandboxes and usage come from the last pass; rebuilding every
         # sandbox view per admission request would put O(sandboxes) on the webhook path.
-        snap = self.runner.builder.policies(self.runner.indexes, datetime.now(UTC))
-        decision = self.runner.accounting.admit(request, snap)
+        snap = self.runner.builder.policies(indexes, datetime.now(UTC))
+        decision = accounting.admit(request, snap)
         if not decision.allowed and not request.dry_run:
             self.runner.metrics.admission_refusals_total.labels(
                 owner=request.owner, reason=decision.reason or "Refused"
             ).inc()
         return decision
+
+    async def check(self, request: BudgetRequest) -> BudgetDecision:
+        runner = self.runner
+        deadline = time.monotonic() + min(5.0, runner.config.lease_duration)
+        while True:
+            here = await self.decide_here(request)
+            if here is not None:
+                return here
+            if runner.elector is None:
+                return BudgetDecision(True)  # not started yet: the loop enforces once it runs
+            url = runner.leader_url()
+            if url is not None:
+                key = peer_gate.peer_key(runner.config)
+                if key is None:
+                    return peer_gate.unavailable(
+                        "this standby replica has no key to sign its question to the leader with"
+                    )
+                return await peer_gate.ask(await runner.http(), url, key, request)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                elector = runner.elector
+                return peer_gate.unavailable(
+                    f"no operator replica holds the leader Lease {elector.namespace}/"
+                    f"{elector.name} yet"
+                )
+            await peer_gate.wait_changed(runner.elector.changed, left)
 
 
 class LoopRunner:
@@ -124,23 +161,86 @@ class LoopRunner:
         self._task: asyncio.Task[None] | None = None
         self._last_export: datetime | None = None
         self._http: aiohttp.ClientSession | None = None
+        self.elector: LeaderElector | None = None
+        self._campaign: asyncio.Task[None] | None = None
+        self._ending = asyncio.Event()  # the term ends: finish the pass under way, start none
 
-    def start(self, indexes: Mapping[str, Any]) -> None:
-        assert self.config.ledger_url is not None
+    async def elect(self, indexes: Mapping[str, Any], annotations: Mapping[str, str]) -> None:
+        """Campaign for the Lease; the loop runs while this replica holds it.
+
+        The first attempt is made here, so a lone replica leads before its webhooks serve.
+        """
         self.indexes = indexes
+        config = self.config
+        self.elector = LeaderElector(
+            self.kube,
+            name=config.lease_name,
+            namespace=config.own_namespace or "default",
+            on_start=self._lead,
+            on_stop=self._step_down,
+            timings=LeaseTimings.scaled(config.lease_duration),
+            annotations=annotations,
+            on_change=lambda leading: self.on_leading(leading),
+        )
+        await self.elector.step()
+        self._campaign = asyncio.create_task(self.elector.run(), name="sandboxer-election")
+
+    def on_leading(self, leading: bool) -> None:
+        """Hook for the operator's metrics (runner.py sets it)."""
+
+    def leader_url(self) -> str | None:
+        """Where another replica that leads answers budget checks (None: this one, or none)."""
+        elector = self.elector
+        if elector is None or elector.leading:
+            return None
+        return elector.leader_annotation(PEER_URL_ANNOTATION)
+
+    async def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        return self._http
+
+    async def _lead(self) -> None:
+        assert self.config.ledger_url is not None
         self.accounting = AccountingLoop(open_store(self.config.ledger_url), self.settings)
+        self.passes = 0
+        self._ending = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="sandboxer-loop")
+        log.info("Started accounting loop", ledger=self.config.ledger_url,
+                 interval=self.settings.interval)  # fmt: skip
+
+    async def _step_down(self) -> None:
+        """End the term: let a pass under way finish (its ledger writes are checkpointed), but
+        no longer than the margin between the renew deadline and the Lease duration, in which no
+        successor can have started."""
+        task, self._task = self._task, None
+        self._ending.set()
+        if task is not None:
+            timings = LeaseTimings.scaled(self.config.lease_duration)
+            margin = timings.duration - timings.renew_deadline - timings.retry_period
+            done, _ = await asyncio.wait({task}, timeout=max(0.1, margin))
+            if not done:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.accounting = None
+        log.info("Stopped accounting loop")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Shutdown: stop campaigning, end the term and hand the Lease over."""
+        if self._campaign is not None:
+            self._campaign.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await self._campaign
+        if self.elector is not None:
+            await self.elector.release()
+        elif self._task is not None:
+            await self._step_down()
         if self._http is not None:
             await self._http.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._ending.is_set():
             started = time.monotonic()
             try:
                 await self.run_once(datetime.now(UTC))
@@ -151,7 +251,10 @@ class LoopRunner:
                 log.error("Loop pass failed", error=str(exc), error_type=type(exc).__name__)
             elapsed = time.monotonic() - started
             self.metrics.pass_seconds.observe(elapsed)
-            await asyncio.sleep(max(0.0, self.settings.interval - elapsed))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._ending.wait(), max(0.0, self.settings.interval - elapsed)
+                )
 
     async def run_once(self, now: datetime) -> PassResult:
         assert self.accounting is not None and self.indexes is not None
@@ -229,10 +332,9 @@ class LoopRunner:
             await self._notify(note.url, note.payload)
 
     async def _notify(self, url: str, payload: Mapping[str, Any]) -> None:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        session = await self.http()
         try:
-            async with self._http.post(url, json=payload) as resp:
+            async with session.post(url, json=payload) as resp:
                 if resp.status >= 300:
                     log.warning("Notification refused", status=resp.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -275,9 +377,9 @@ async def start_loop(*, memo: kopf.Memo, **kwargs: Any) -> None:
     runner: LoopRunner | None = memo.get("loop")
     if runner is None:
         return
-    runner.start({name: kwargs[name] for name in INDEX_NAMES})
-    log.info("Started accounting loop", ledger=runner.config.ledger_url,
-             interval=runner.settings.interval)  # fmt: skip
+    url = peer_gate.advertised_url(runner.config)
+    notes = {PEER_URL_ANNOTATION: url} if url else {}
+    await runner.elect({name: kwargs[name] for name in INDEX_NAMES}, notes)
 
 
 async def stop_loop(*, memo: kopf.Memo, **_: Any) -> None:
@@ -289,7 +391,7 @@ async def stop_loop(*, memo: kopf.Memo, **_: Any) -> None:
 def register(registry: kopf.OperatorRegistry) -> None:
     """Indexes the loop reads (the sandbox and class indexes come from sandboxes.py)."""
     g, v = GROUP, VERSION
-    kopf.index(g, v, "gpunodereports", id="index_report", registry=registry)(index_report)
+    kopf.index(g, v, "gpunodereports", id="index_report", registry=registry)(index_status)
     kopf.index(g, v, "computebudgets", id="index_budget", registry=registry)(index_spec)
     kopf.index(g, v, "computebudgets", id="index_budget_status", registry=registry)(index_status)
     kopf.index(g, v, "ratecards", id="index_ratecard", registry=registry)(index_spec)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Callable
 
 import aiohttp.web
 import kopf
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from sandboxer.controller import admission, loop_runner, observed, sandboxes, startup
+from sandboxer.controller import admission, loop_runner, observed, peer_gate, sandboxes, startup
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient
 from sandboxer.observability.metrics import OperatorMetrics
@@ -55,9 +56,22 @@ async def run_operator(
     # Operator metrics always; the loop's (with --ledger) in the same registry.
     running: loop_runner.LoopRunner | None = memo.get("loop")
     registry = running.metrics.registry if running else CollectorRegistry()
-    memo["metrics"] = OperatorMetrics(registry)
+    memo["metrics"] = metrics = OperatorMetrics(registry)
+    routes: list[Callable[[aiohttp.web.Application], None]] = []
+    if running is not None:
+        leader = metrics.leader_election_master_status.labels(name=config.lease_name)
+        leader.set(0)
+        running.on_leading = lambda leading: leader.set(1 if leading else 0)  # type: ignore[method-assign]
+        if isinstance(config.budget_gate, loop_runner.LedgerBudgetGate):
+            gate = config.budget_gate
+            # The leader answers the budget checks standby replicas hand over (peer_gate.py).
+            routes.append(
+                lambda app: peer_gate.add_route(
+                    app, lambda: peer_gate.peer_key(config), gate.decide_here
+                )
+            )
     port = config.metrics_port
-    server = await serve_metrics(registry, config.metrics_host, port) if port else None
+    server = await serve_metrics(registry, config.metrics_host, port, routes) if port else None
     try:
         await kopf.operator(
             registry=build_registry(config),
@@ -78,9 +92,15 @@ async def run_operator(
         await kube.close()
 
 
-async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> aiohttp.web.AppRunner:
+async def serve_metrics(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    routes: list[Callable[[aiohttp.web.Application], None]] | None = None,
+) -> aiohttp.web.AppRunner:
     """/metrics on the operator's loop, stopped with it (prometheus_client's own server is a
-    thread that outlives the operator: several runs per process would collide)."""
+    thread that outlives the operator: several runs per process would collide); `routes` add
+    the leader's peer endpoint."""
 
     async def metrics(_: aiohttp.web.Request) -> aiohttp.web.Response:
         body = generate_latest(registry)
@@ -88,6 +108,8 @@ async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> ai
 
     app = aiohttp.web.Application()
     app.router.add_get("/metrics", metrics)
+    for add in routes or ():
+        add(app)
     runner = aiohttp.web.AppRunner(app, access_log=None)
     await runner.setup()
     await aiohttp.web.TCPSite(runner, host, port).start()

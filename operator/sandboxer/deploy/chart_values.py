@@ -77,6 +77,11 @@ class OperatorValues(Model):
         1, ge=1, description="Replicas; more than one needs `operator.peering.enabled`."
     )
     peering: Peering = Field(default_factory=Peering, description="High availability.")
+    lease_duration: Duration = Field(
+        "15s",
+        description="How long a silent leader keeps the accounting loop's Lease before a standby "
+        "takes over (renew deadline and retry period scale with it).",
+    )
     resources: Resources = Field(
         default_factory=_operator_resources, description="Container resources."
     )

@@ -63,6 +63,10 @@ class DevCluster:
                 {"metadata": {"name": team, "labels": {TEAM_LABEL: team}},
                  "status": {"phase": "Active"}},
             )  # fmt: skip
+        # The chart's release namespace: the operator's service account, Role and Lease are there.
+        self.apiserver.put_system(
+            NAMESPACES, {"metadata": {"name": policy.NAMESPACE}, "status": {"phase": "Active"}}
+        )
         for key, obj in (*policy.bootstrap(), *policy.chart(TEAMS)):
             self.apiserver.put_system(key, obj)
         self.tls = tlscerts.issue((host, "localhost"))

@@ -20,8 +20,11 @@ import yaml
 
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.devcluster.auth import OPERATOR_USER
+from sandboxer.devcluster.rbac.policy import NAMESPACE
 
 EXTENSION = "sandboxer.io/dev"
+# A killed playground operator's successor waits this long for the Lease, not kube's 15 s.
+DEV_LEASE_DURATION = 3.0
 
 
 @dataclass(frozen=True)
@@ -106,26 +109,25 @@ def join_playground(
     webhook_port: int | None = None,
     ledger_url: str | None = None,
     loop_interval: float | None = None,
+    lease_duration: float | None = None,
     kubeconfig: str | None = None,
 ) -> tuple[OperatorConfig, str] | None:
     """`config` made to join the playground of the kubeconfig, with a line saying so; None
     when no kubeconfig carries playground settings. Explicit flags (the ledger, the loop
-    interval) win; the webhook port must be the playground's, which its configurations call."""
+    interval, the lease duration) win. The playground's webhook configurations call its own
+    port; a second replica given another --webhook-port is not called (it stands by, and hands
+    budget checks to the leader if it leads nothing)."""
     dev = load(kubeconfig)
     if dev is None:
         return None
     s = dev.settings
-    if webhook_port is not None and webhook_port != s.webhook_port:
-        raise ValueError(
-            f"the playground of {dev.path} calls its webhooks on port {s.webhook_port}; "
-            f"drop --webhook-port {webhook_port} (or pass {s.webhook_port})"
-        )
+    port = webhook_port if webhook_port is not None else s.webhook_port
     joined = dataclasses.replace(
         config,
         server=dev.server,
         token=dev.token,
         ca_data=dev.ca_pem,
-        webhook_port=s.webhook_port,
+        webhook_port=port,
         webhook_host="127.0.0.1",
         webhook_addr="127.0.0.1",
         webhook_managed=None,  # the playground installed the chart's configurations
@@ -134,10 +136,15 @@ def join_playground(
         metrics_port=config.metrics_port or s.metrics_port,
         loop_interval=loop_interval or s.loop_interval,
         class_retry_delay=2.0,
+        lease_duration=lease_duration or DEV_LEASE_DURATION,
+        own_namespace=NAMESPACE,  # the Lease where the chart's Role lets it write one
+    )
+    called = (
+        "" if port == s.webhook_port else f" (not called: the playground calls {s.webhook_port})"
     )
     where = (
         f"Joining the playground at {dev.server} (settings from {dev.path}): webhooks on "
-        f"http://127.0.0.1:{s.webhook_port}, ledger {joined.ledger_url or 'off'}, "
-        f"loop every {joined.loop_interval:g} s"
+        f"http://127.0.0.1:{port}{called}, ledger {joined.ledger_url or 'off'}, "
+        f"loop every {joined.loop_interval:g} s, leader Lease of {joined.lease_duration:g} s"
     )
     return joined, where

@@ -1,5 +1,6 @@
-"""Simulated kube-scheduler + kubelet: binds pods that fit, marks them Running and Ready, and
-records which GPU (or MIG) devices each pod got, as the NVIDIA device plugin would."""
+"""Simulated kube-scheduler + kubelet: binds pods that fit, marks them Running and Ready (or
+failing to start, see kubelet.py), and records which GPU (or MIG) devices each pod got, as the
+NVIDIA device plugin would."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandboxer.devcluster import objects
+from sandboxer.devcluster import kubelet, objects
 from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.nodes import NodeSpec
 from sandboxer.devcluster.placement import (
@@ -249,18 +250,31 @@ class Scheduler:
             self.apiserver.put_system(PODS, {**bound, "status": _creating(status)})
             asyncio.get_running_loop().call_later(self.container_start, self._run_containers, bound)
         else:
-            self.apiserver.put_system(PODS, bound)
+            self.apiserver.put_system(PODS, bound)  # the binding (spec.nodeName) first
+            self._run_containers(bound)
         self._notify(node_name)
 
-    def _run_containers(self, bound: dict[str, Any]) -> None:
-        """The containers of a bound pod started: Running and Ready (if it is still there)."""
+    def _run_containers(self, bound: dict[str, Any], restarts: int = 0) -> None:
+        """The containers of a bound pod started (if it is still there): Running and Ready, or
+        failing as its container-start annotation asks (devcluster/kubelet.py)."""
         meta = bound["metadata"]
         current = self.apiserver.store.get(PODS, meta.get("namespace", ""), meta["name"])
         if current is None or current["metadata"]["uid"] != meta["uid"]:
             return
         if current["metadata"].get("deletionTimestamp"):
             return
-        self.apiserver.put_system(PODS, {**current, "status": bound["status"]})
+        status, mode = bound["status"], kubelet.start_mode(bound)
+        if mode == "CrashLoopBackOff":
+            restarts += 1  # it ran and exited: the kubelet restarts it after a back-off
+            now = objects.now_rfc3339(self.apiserver.clock())
+            status = kubelet.failing_status(status, bound, mode, restarts, now)
+            delay = kubelet.backoff(restarts)
+            asyncio.get_running_loop().call_later(delay, self._run_containers, bound, restarts)
+        elif mode == "ImagePullBackOff":
+            now = objects.now_rfc3339(self.apiserver.clock())
+            status = kubelet.failing_status(status, bound, mode, 0, now)
+        if status != (current.get("status") or {}):
+            self.apiserver.put_system(PODS, {**current, "status": status})
 
     def _mark_unschedulable(self, pod: dict[str, Any], message: str) -> None:
         status = pod.get("status") or {}

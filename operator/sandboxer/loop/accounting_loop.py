@@ -1,11 +1,13 @@
-"""One pass of the cluster-wide loop: meter, close hours, check budgets, reclaim idle GPUs.
+"""One pass of the cluster-wide loop: meter, close hours, check budgets, reclaim idle GPUs and
+suspend sandboxes that never start.
 
 `AccountingLoop.run_pass` reads a `Snapshot` and returns what should change (`PassResult`):
 status patches, suspensions, Events and notifications. It never calls the Kubernetes API
 itself, so the same code runs in the operator, in tests with an injected clock, and in
 benchmarks. Each concern keeps its own state: `metering` (cursors, open hours, ledger commits),
-`budgets` (announcements, budget status writes), `reclaim` (per-sandbox activity) and
-`status_writes` (what each sandbox was last told); `shared` is what admission reads.
+`budgets` (announcements, budget status writes), `reclaim` (per-sandbox activity), `startup`
+(start timeouts) and `status_writes` (what each sandbox was last told); `shared` is what
+admission reads.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sandboxer.loop.results import Conditions, PassResult, Suspends
 from sandboxer.loop.settings import LoopSettings
 from sandboxer.loop.shared import SharedState
 from sandboxer.loop.snapshot import Snapshot
+from sandboxer.loop.startup import StartupChecks
 from sandboxer.loop.status_writes import StatusWriter
 from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 
@@ -35,6 +38,7 @@ class AccountingLoop:
         self.figures = FigureBuilder()
         self.budgets = BudgetChecks(self.settings, self.shared)
         self.reclaim = ReclaimDecisions(self.settings)
+        self.startup = StartupChecks(self.settings)
         self.status_writes = StatusWriter(self.settings, self.reclaim)
         self._last_pass: datetime | None = None
         self._loaded = False
@@ -81,6 +85,7 @@ class AccountingLoop:
             figures = shared.last = self.figures.build(snap, self.metering.open_rows(snap))
             tightest = self.budgets.run(snap, figures, result, suspends, conditions, waited)
         self.reclaim.run(snap, refs, figures.index, result, suspends, conditions)
+        self.startup.run(snap, result, suspends, conditions)
         self.status_writes.run(
             snap, figures, shared.totals, tightest, suspends, conditions, result
         )  # totals change only in this thread: reading them needs no lock

@@ -15,7 +15,7 @@ from sandboxer.ledger.hourly import ClosedHour
 if TYPE_CHECKING:
     from sandboxer.loop.snapshot import SandboxView
 
-SuspendReason = Literal["Idle", "BudgetExhausted", "Lifetime"]
+SuspendReason = Literal["Idle", "BudgetExhausted", "Lifetime", "StartFailed"]
 CondIntent = tuple[str, ConditionStatus, str, str]  # type, status, reason, message
 Suspends = dict[str, tuple[SuspendReason, str]]  # sandbox uid -> reason, message
 Conditions = dict[str, list[CondIntent]]  # sandbox uid -> conditions to set

@@ -105,9 +105,10 @@ class StatusWriter:
             if suspend:
                 reason, message = suspends[sb.uid]
                 patch["suspendedReason"] = reason
-                event_reason = {"Idle": "IdleReclaimed", "Lifetime": "LifetimeExceeded"}.get(
-                    reason, "BudgetExhausted"
-                )
+                event_reason = {
+                    "Idle": "IdleReclaimed", "Lifetime": "LifetimeExceeded",
+                    "StartFailed": "StartFailed",
+                }.get(reason, "BudgetExhausted")  # fmt: skip
                 result.events.append(EventIntent.about(sb, "Warning", event_reason, message))
             if patch or suspend:
                 result.sandbox_writes.append(

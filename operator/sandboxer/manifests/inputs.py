@@ -11,6 +11,7 @@ from typing import Any
 from sandboxer.api.sandbox import ExperimentSandboxSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.api.types import parse_quantity
+from sandboxer.manifests.labels import POD_ANNOTATIONS
 
 NOTEBOOK_PORT = 8888
 HOME = "/home/jovyan"
@@ -27,17 +28,22 @@ class Sandbox:
     spec: ExperimentSandboxSpec
     uid: str | None = None
     generation: int | None = None
+    pod_annotations: tuple[tuple[str, str], ...] = ()  # of POD_ANNOTATIONS, for the template
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Sandbox:
         """Parse an API object; raises pydantic.ValidationError on a spec that cannot work."""
         meta = body.get("metadata", {})
+        annotations = meta.get("annotations") or {}
         return cls(
             name=meta["name"],
             namespace=meta.get("namespace") or "default",
             spec=ExperimentSandboxSpec.model_validate(body.get("spec") or {}),
             uid=meta.get("uid"),
             generation=meta.get("generation"),
+            pod_annotations=tuple(
+                (k, str(annotations[k])) for k in POD_ANNOTATIONS if k in annotations
+            ),
         )
 
 

@@ -14,6 +14,10 @@ OWNER_GROUPS_ANNOTATION = "sandboxer.io/owner-groups"  # the creator's groups, s
 # Who checked the sandbox before it first ran: "webhook" (stamped on CREATE by the mutating
 # webhook, overwriting what the user sent) or "operator" (the webhooks were bypassed).
 ADMISSION_ANNOTATION = "sandboxer.io/admission"
+# Drives the playground's simulated kubelet (Running | CrashLoopBackOff | ImagePullBackOff). Set on
+# the sandbox and copied to its pod template: a kubelet sees only the pod. Inert on real nodes.
+CONTAINER_START_ANNOTATION = "sim.sandboxer.io/container-start"
+POD_ANNOTATIONS = (CONTAINER_START_ANNOTATION,)  # sandbox annotations the pod template carries
 TEAM_LABEL = "sandboxer.io/team"  # on namespaces: the team their usage is charged to
 COST_CENTER_LABEL = "sandboxer.io/cost-center"  # on namespaces
 APP_NAME = "sandboxer-notebook"

@@ -153,7 +153,10 @@ def build_statefulset(sandbox: Sandbox, cls: SandboxClassSpec) -> dict[str, Any]
             "template": {
                 "metadata": {
                     "labels": dict(labels),
-                    "annotations": {SPEC_HASH_ANNOTATION: spec_hash(sandbox, cls)},
+                    "annotations": {
+                        SPEC_HASH_ANNOTATION: spec_hash(sandbox, cls),
+                        **dict(sandbox.pod_annotations),
+                    },
                 },
                 "spec": _pod_spec(sandbox, cls),
             },

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sandboxer.api.sandbox import ExperimentSandboxStatus, Phase
-from sandboxer.api.types import ConditionStatus, get_condition, now, set_condition
+from sandboxer.api.types import Condition, ConditionStatus, get_condition, now, set_condition
 from sandboxer.manifests.inputs import Sandbox
 
 # Container waiting reasons that will not fix themselves: the user must change something.
@@ -35,10 +35,14 @@ def _pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | No
 
 
 def _waiting_reason(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first waiting container's reason, and a message naming the container, as
+    "container notebook: CrashLoopBackOff (back-off 10s restarting failed container=...)"."""
     for cs in pod.get("status", {}).get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason"):
-            return str(waiting["reason"]), str(waiting.get("message", ""))
+            reason, detail = str(waiting["reason"]), str(waiting.get("message") or "")
+            text = f"container {cs.get('name', '')}: {reason}"
+            return reason, f"{text} ({detail})" if detail else text
     return None
 
 
@@ -143,11 +147,26 @@ def derive_status(
             "node": node if sched_status == "True" else None,
             "suspended_reason": susp_reason,
             "observed_generation": gen,
-            "started_at": ready_now.last_transition_time
-            if ready_now is not None and ready_now.status == "True"
-            else None,
+            "started_at": _run_started(current, suspended, ready_now),
         }
     )
+
+
+def _run_started(
+    current: ExperimentSandboxStatus, suspended: bool, ready: Condition | None
+) -> datetime | None:
+    """When the current run first became Ready: a run ends only with a suspension.
+
+    A readiness flap, a restarted or rescheduled pod, or a resize keep the run (and so the
+    lifetime's anchor); suspending clears it and the next Ready after a resume starts a new one.
+    """
+    if suspended:
+        return None
+    if current.started_at is not None:
+        return current.started_at
+    if ready is not None and ready.status == "True":
+        return ready.last_transition_time
+    return None
 
 
 def condition_patch(

@@ -8,7 +8,8 @@ threshold 5 %, no maximum lifetime.
 
 The decision anchors the idle window at the latest of: last activity, the last start or resume,
 so a resumed sandbox always gets a full window (the Kubeflow #6648 re-cull after resume cannot
-happen, whatever stale activity data says). Lifetime counts from the last start or resume.
+happen, whatever stale activity data says). Lifetime counts from the current run's first
+Ready (status.startedAt).
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ def effective_policy(
                 f"({cls.max_lifetime}); set lifetime to {cls.max_lifetime} or less"
             )
         lifetime = wanted
-    # Without GPUs there is no GPU signal: only Jupyter activity can say a CPU sandbox is idle.
-    if sandbox.gpus == 0 and not idle.use_jupyter_activity:
+    # Without GPUs there is no GPU signal, and the loop does not read Jupyter's /api/status yet:
+    # nothing could ever say such a sandbox is busy, so it is never idle-reclaimed.
+    if sandbox.gpus == 0:
         enabled = False
     return ReclaimPolicy(
         idle_enabled=enabled,
@@ -126,7 +128,7 @@ def decide(
 ) -> Decision:
     """Keep, warn (`warnBefore` ahead) or reclaim one running sandbox.
 
-    started_at: when it last became ready (start or resume); lifetime counts from here.
+    started_at: when the current run first became ready; lifetime counts from here.
     last_active_at: the last time any signal said busy (see `idle.Activity`).
     idle_signals: which signals said idle, for the message.
     """

@@ -15,6 +15,7 @@ from sandboxer.devcluster.rbac.authorizer import (
     GROUP,
     MASTERS,
     ROLE_BINDINGS,
+    ROLES,
 )
 from sandboxer.devcluster.store import ResKey
 
@@ -38,19 +39,25 @@ def _meta(name: str, namespace: str = "") -> dict[str, Any]:
     return meta
 
 
-def cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRole", "metadata": _meta(name),
+def cluster_role(name: str, rules: list[dict[str, Any]], namespace: str = "") -> dict[str, Any]:
+    """A ClusterRole, or with `namespace` a Role there."""
+    kind = "Role" if namespace else "ClusterRole"
+    return {"apiVersion": f"{GROUP}/v1", "kind": kind, "metadata": _meta(name, namespace),
             "rules": rules}  # fmt: skip
 
 
 def binding(
-    name: str, role: str, subjects: list[dict[str, Any]], namespace: str = ""
+    name: str,
+    role: str,
+    subjects: list[dict[str, Any]],
+    namespace: str = "",
+    role_kind: str = "ClusterRole",
 ) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/v1",
         "kind": "RoleBinding" if namespace else "ClusterRoleBinding",
         "metadata": _meta(name, namespace),
-        "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role},
+        "roleRef": {"apiGroup": GROUP, "kind": role_kind, "name": role},
         "subjects": subjects,
     }
 
@@ -98,12 +105,17 @@ def operator_role(manages_webhooks: bool) -> dict[str, Any]:
 
 
 def chart(teams: tuple[str, ...]) -> list[tuple[ResKey, dict[str, Any]]]:
-    """The chart's ClusterRoles and ClusterRoleBindings (defaults), and one RoleBinding per
-    team binding its group to `sandboxer-user` in the team's namespace."""
+    """The chart's roles and bindings (defaults), and one RoleBinding per team binding its
+    group to `sandboxer-user` in the team's namespace."""
     objs: list[tuple[ResKey, dict[str, Any]]] = [
         (CLUSTER_ROLES, operator_role(manages_webhooks=False)),
         (CLUSTER_ROLE_BINDINGS, binding(OPERATOR_ROLE, OPERATOR_ROLE,
                                         [service_account(OPERATOR_ROLE)])),
+        # Leader election: Leases in the release namespace only (a Role there).
+        (ROLES, cluster_role(OPERATOR_ROLE, rbac.policy_rules(rbac.LEADER_ELECTION_RULES),
+                             NAMESPACE)),
+        (ROLE_BINDINGS, binding(OPERATOR_ROLE, OPERATOR_ROLE, [service_account(OPERATOR_ROLE)],
+                                NAMESPACE, role_kind="Role")),
         (CLUSTER_ROLES, cluster_role(AGENT_ROLE, rbac.policy_rules(rbac.AGENT_RULES))),
         (CLUSTER_ROLE_BINDINGS, binding(AGENT_ROLE, AGENT_ROLE, [service_account(AGENT_ROLE)])),
         (CLUSTER_ROLES, cluster_role(USER_ROLE, rbac.policy_rules(rbac.USER_RULES))),
