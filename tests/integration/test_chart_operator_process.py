@@ -45,7 +45,12 @@ def _container(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _env(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
     """The container's env as the kubelet resolves it (the downward API fields the chart uses)."""
-    fields = {"metadata.namespace": NAMESPACE, "spec.serviceAccountName": pod["serviceAccountName"]}
+    fields = {
+        "metadata.namespace": NAMESPACE,
+        "metadata.name": "sandboxer-operator-0",
+        "spec.serviceAccountName": pod["serviceAccountName"],
+        "status.podIP": "127.0.0.1",
+    }
     out = {}
     for var in container["env"]:
         if "value" in var:

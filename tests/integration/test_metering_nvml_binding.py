@@ -17,14 +17,20 @@ import pytest
 
 HERE = Path(__file__).parent
 SCRIPT = """
-import dataclasses, json
+import ctypes, dataclasses, json, os
 from sandboxer.metering.nvml import NvmlProbe, ProbeUnavailable
 probe = NvmlProbe()
 try:
     out = {"devices": [dataclasses.asdict(d) for d in probe.sample()]}
+    for _ in range(int(os.environ.get("SAMPLES", "1")) - 1):
+        out["devices"] = [dataclasses.asdict(d) for d in probe.sample()]
 except ProbeUnavailable as exc:
     out = {"unavailable": [exc.reason, exc.message]}
 probe.close()
+try:
+    out["gpm_live"] = ctypes.CDLL("libnvidia-ml.so.1").fake_gpm_live()
+except (OSError, AttributeError):  # no library, or not the fake
+    out["gpm_live"] = None
 print(json.dumps(out))
 """
 
@@ -97,6 +103,33 @@ def test_probe_maps_gpus_mig_devices_and_a_lost_gpu(fake_lib_dir: Path, repo_roo
     assert lost["state"] == "Lost"
     assert lost["index"] == 2
     assert "lost" in lost["message"].lower()
+
+
+def test_gpm_sm_activity_from_the_second_sample_on(fake_lib_dir: Path, repo_root: Path) -> None:
+    """GPM compares two samples: the first sample has only the duty cycle, the second the SM
+    activity between them, per MIG instance too (an H100 with MIG); the A100 has no GPM."""
+    out = probe(fake_lib_dir, repo_root, SAMPLES="2")
+    full, mig_parent, mig0, mig2, lost = out["devices"]
+    assert (full["utilization_percent"], full["utilization_signal"]) == (37.5, "SmActivity")
+    assert mig_parent["utilization_signal"] == "None"
+    assert [m["utilization_signal"] for m in (mig0, mig2)] == ["ProcessPresence"] * 2  # A100
+    assert lost["state"] == "Lost"
+    assert out["gpm_live"] == 0, "GPM samples leaked past close()"
+
+    h100_mig = probe(fake_lib_dir, repo_root, SAMPLES="2", FAKE_NVML_H100_MIG="1")
+    _, parent, mig0, mig2, _ = h100_mig["devices"]
+    assert parent["utilization_percent"] is None
+    # Slot 0 is busy (60 %); slot 2 holds no process and is at 0 %: a real per-instance
+    # signal, where presence would call any instance with a CUDA context busy.
+    assert [(m["utilization_percent"], m["utilization_signal"]) for m in (mig0, mig2)] == [
+        (60.0, "SmActivity"),
+        (0.0, "SmActivity"),
+    ]
+    assert h100_mig["gpm_live"] == 0
+
+    first = probe(fake_lib_dir, repo_root, FAKE_NVML_H100_MIG="1")["devices"]
+    assert first[0]["utilization_signal"] == "DutyCycle"  # nothing to compare with yet
+    assert [m["utilization_signal"] for m in first[2:4]] == ["ProcessPresence"] * 2
 
 
 def test_driver_not_loaded_is_a_clear_state(fake_lib_dir: Path, repo_root: Path) -> None:

@@ -64,6 +64,10 @@ def events(config: Path, reason: str) -> Awaitable[list[dict[str, Any]]]:
     return events_about(config, "admin", "idle", reason, "-n", "team-ml")
 
 
+async def listed(config: Path, reason: str) -> dict[str, Any]:
+    return {"items": await events(config, reason)}
+
+
 async def test_restart_after_the_warning_reclaims_on_schedule_and_warns_once(
     external_dev: tuple[Path, Path],  # noqa: F811
     tmp_path: Path,
@@ -95,7 +99,11 @@ async def test_restart_after_the_warning_reclaims_on_schedule_and_warns_once(
         config, "alice", "wait", "--for=jsonpath={.status.suspendedReason}=Idle", "esb/idle",
         f"--timeout={AFTER + 30}s",
     )  # fmt: skip
-    [reclaimed] = await events(config, "IdleReclaimed")
+    # The loop posts its Events after its patches: wait for this one as for the status.
+    found = await wait_until(
+        lambda: listed(config, "IdleReclaimed"), "IdleReclaimed Event", lambda f: f["items"], 30
+    )
+    [reclaimed] = found["items"]
     late = (at(reclaimed["lastTimestamp"]) - reclaim_at).total_seconds()
     # On the announced schedule: never before it (Event times have whole seconds), and no
     # later than a report and a pass or two after it.

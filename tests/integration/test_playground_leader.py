@@ -127,13 +127,13 @@ async def test_two_operators_run_one_loop_and_the_standby_takes_over(
 
     # The leader dies: after the Lease duration (3 s in the playground) the standby leads,
     # counting one transition, and the loop goes on metering alice's two GPUs.
-    metered = await until(_figures_of(config), "metering", lambda f: f["used"] > 0, 30)
+    metered = await until(_figures_of(config), "metering", lambda f: f["used"] > 0, 120)
     transitions = (await lease(config))["spec"].get("leaseTransitions", 0)
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
     taken = await until(lambda: lease(config), "a takeover", held_by(standby_port), 30)
     assert taken["spec"]["leaseTransitions"] == transitions + 1
     await until(_figures_of(config), "metering after the takeover",
-                lambda f: f["used"] > metered["used"], 30)  # fmt: skip
+                lambda f: f["used"] > metered["used"], 120)  # fmt: skip
     assert await leader_gauge(standby_port) == 1.0
     assert (tmp_path / "second.log").read_text().count("Started accounting loop") == 1
 

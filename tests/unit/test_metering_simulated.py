@@ -30,7 +30,7 @@ def test_devices_have_stable_unique_uuids_per_node() -> None:
 
 def test_utilization_callback_drives_duty_cycle_processes_and_energy() -> None:
     clock = Clock()
-    gpus = make_gpus(2, node="n")
+    gpus = make_gpus(2, node="n", model="NVIDIA A100-SXM4-80GB")  # no GPM: the duty cycle
     levels = {gpus[0].uuid: 100.0}
     sim = SimulatedNVML(gpus, utilization=lambda uuid: levels.get(uuid, 0.0), clock=clock)
     sim.sample()
@@ -108,3 +108,32 @@ def test_energy_reset_like_a_driver_reload() -> None:
     clock.now = 11
     after = sim.sample()[0].energy_millijoules or 0
     assert after < before
+
+
+def test_hopper_gpus_and_their_mig_instances_report_gpm_sm_activity_from_the_second_sample() -> (
+    None
+):
+    h100 = make_gpus(1, node="n")[0]
+    a100 = make_gpus(1, node="m", model="NVIDIA A100-SXM4-40GB", migs_per_gpu=1)[0]
+    h100_mig = make_gpus(1, node="k", migs_per_gpu=2)[0]
+    utilization = {h100.uuid: 30.0, a100.migs[0].uuid: 0.0, h100_mig.migs[0].uuid: 0.0}
+    utilization[h100_mig.migs[1].uuid] = 70.0
+    sim = SimulatedNVML([h100, a100, h100_mig], utilization=utilization)
+    sim.set_processes(h100_mig.migs[0].uuid, [ProcessSample(pid=7, used_memory_bytes=2**29)])
+    first = {d.uuid: d for d in sim.sample()}
+    # Nothing to compare a first GPM sample with: the duty cycle, and presence on MIG.
+    assert first[h100.uuid].utilization_signal == "DutyCycle"
+    assert first[h100_mig.migs[0].uuid].utilization_signal == "ProcessPresence"
+    second = {d.uuid: d for d in sim.sample()}
+    assert (second[h100.uuid].utilization_percent, second[h100.uuid].utilization_signal) == (
+        30.0,
+        "SmActivity",
+    )
+    # An instance holding an idle CUDA context reads 0 %, not "busy because a process exists".
+    idle, busy = (second[m.uuid] for m in h100_mig.migs)
+    assert (idle.utilization_percent, idle.utilization_signal, idle.processes) == (
+        0.0, "SmActivity", (ProcessSample(7, 2**29),),
+    )  # fmt: skip
+    assert (busy.utilization_percent, busy.utilization_signal) == (70.0, "SmActivity")
+    # The A100 has no GPM: its instance stays on presence.
+    assert second[a100.migs[0].uuid].utilization_signal == "ProcessPresence"

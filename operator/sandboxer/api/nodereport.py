@@ -13,7 +13,7 @@ from pydantic import Field
 from sandboxer.api.types import Condition, Model, Timestamp
 
 GPUState = Literal["Healthy", "Lost", "Unsupported", "Unknown"]
-UtilizationSignal = Literal["DutyCycle", "ProcessPresence", "MemoryActivity", "None"]
+UtilizationSignal = Literal["SmActivity", "DutyCycle", "ProcessPresence", "MemoryActivity", "None"]
 
 
 class GPUDevice(Model):
@@ -25,7 +25,13 @@ class GPUDevice(Model):
     memory_total_bytes: int | None = None
     memory_used_bytes: int | None = None
     utilization_percent: float | None = None
-    utilization_signal: UtilizationSignal = "None"
+    utilization_signal: UtilizationSignal = Field(
+        default="None",
+        description="What utilizationPercent measures: SmActivity (GPM, share of SMs busy "
+        "since the last sample; Hopper and newer, MIG instances too), DutyCycle (share of the "
+        "last second a kernel ran), ProcessPresence or MemoryActivity (MIG without GPM: 100 "
+        "while a process or memory is held), None.",
+    )
     power_watts: float | None = None
     processes: int = 0
     state: GPUState = "Healthy"

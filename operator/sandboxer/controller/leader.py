@@ -67,11 +67,21 @@ class LeaseTimings:
             )
 
 
-def default_identity() -> str:
-    """The pod's name where the chart sets it, else the host name; a random suffix keeps two
-    processes on one host (the playground) and a restarted process distinct."""
-    base = os.environ.get("SANDBOXER_POD_NAME") or socket.gethostname()
-    return f"{base}_{uuid.uuid4().hex[:8]}"
+def default_identity(dev_port: int | None = None) -> str:
+    """Who campaigns, as the Lease's holderIdentity.
+
+    In a cluster the pod's name (the chart sets SANDBOXER_POD_NAME): stable when the kubelet
+    restarts the container, so a crashed leader that comes back resumes its own Lease at once
+    instead of waiting out the duration, and unique among live replicas. In the playground the
+    host and webhook port play that part (two live processes cannot share a port). Elsewhere the
+    host name with a random suffix.
+    """
+    pod = os.environ.get("SANDBOXER_POD_NAME")
+    if pod:
+        return pod
+    if dev_port is not None:
+        return f"{socket.gethostname()}_{dev_port}"
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 def micro_time(at: datetime) -> str:

@@ -25,7 +25,12 @@ from sandboxer.budgets.gate import no_budget_policy
 from sandboxer.controller import peer_gate
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.kube import KubeClient, KubeError
-from sandboxer.controller.leader import PEER_URL_ANNOTATION, LeaderElector, LeaseTimings
+from sandboxer.controller.leader import (
+    PEER_URL_ANNOTATION,
+    LeaderElector,
+    LeaseTimings,
+    default_identity,
+)
 from sandboxer.ledger.store import open_store
 from sandboxer.loop.accounting_loop import AccountingLoop
 from sandboxer.loop.results import PassResult
@@ -178,6 +183,7 @@ class LoopRunner:
             namespace=config.own_namespace or "default",
             on_start=self._lead,
             on_stop=self._step_down,
+            identity=default_identity(config.webhook_port if config.dev else None),
             timings=LeaseTimings.scaled(config.lease_duration),
             annotations=annotations,
             on_change=lambda leading: self.on_leading(leading),

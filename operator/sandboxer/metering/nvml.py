@@ -1,4 +1,5 @@
-"""The real GPU backend: NVML through pynvml (nvidia-ml-py). The only module importing pynvml.
+"""The real GPU backend: NVML through pynvml (nvidia-ml-py); with gpm.py, the only modules
+importing pynvml.
 
 NVML is initialised once and kept (an init costs milliseconds, a query ~0.1 ms). Each sample reads
 every GPU and, on MIG-enabled GPUs, every MIG device. A failing query degrades to "not available"
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import pynvml
 
 from sandboxer.api.nodereport import UtilizationSignal
+from sandboxer.metering.gpm import GpmReader
 from sandboxer.metering.probe import (
     NVML_ERROR_DRIVER_NOT_LOADED,
     NVML_ERROR_LIBRARY_NOT_FOUND,
@@ -79,6 +81,7 @@ class NvmlProbe:
     def __init__(self) -> None:
         self._initialised = False
         self._static: dict[str, _Static] = {}  # by "index" or "index/mig-index"
+        self._gpm = GpmReader()
 
     def _init(self) -> None:
         if self._initialised:
@@ -92,6 +95,7 @@ class NvmlProbe:
     def close(self) -> None:
         if self._initialised:
             self._initialised = False
+            self._gpm.close()
             with contextlib.suppress(pynvml.NVMLError):  # shutting down anyway
                 pynvml.nvmlShutdown()
 
@@ -142,7 +146,12 @@ class NvmlProbe:
             static = self._static_of(key, handle)
             mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
             mig_enabled = bool(mig and mig[0] == pynvml.NVML_DEVICE_MIG_ENABLE)
-            gpu = self._read(handle, static, index=index, duty_cycle=not mig_enabled)
+            gpm = None
+            if not mig_enabled and self._gpm.supported(key, handle):
+                gpm = lambda: self._gpm.activity(  # noqa: E731
+                    key, lambda s: pynvml.nvmlGpmSampleGet(handle, s)
+                )
+            gpu = self._read(handle, static, index=index, duty_cycle=not mig_enabled, gpm=gpm)
         except pynvml.NVMLError as exc:
             return [self._failed(key, index, _DeviceFailed(exc.value, str(exc)))]
         except _DeviceFailed as exc:
@@ -150,6 +159,17 @@ class NvmlProbe:
         if not mig_enabled:
             return [gpu]
         return [gpu, *self._sample_migs(index, handle, static)]
+
+    def _mig_gpm(self, parent_key: str, key: str, parent: Any, handle: Any) -> Any:
+        """The instance's GPM reading, sampled through its parent by GPU instance id."""
+        if not self._gpm.supported(parent_key, parent):
+            return None
+        instance = _optional(pynvml.nvmlDeviceGetGpuInstanceId, handle)
+        if instance is None:
+            return None
+        return lambda: self._gpm.activity(
+            key, lambda s: pynvml.nvmlGpmMigSampleGet(parent, instance, s)
+        )
 
     def _sample_migs(self, index: int, parent: Any, parent_static: _Static) -> list[DeviceSample]:
         out: list[DeviceSample] = []
@@ -162,7 +182,10 @@ class NvmlProbe:
             key = f"{index}/{slot}"
             try:
                 static = self._static_of(key, handle)
-                out.append(self._read(handle, static, parent=parent_static, duty_cycle=False))
+                gpm = self._mig_gpm(str(index), key, parent, handle)
+                out.append(
+                    self._read(handle, static, parent=parent_static, duty_cycle=False, gpm=gpm)
+                )
             except (pynvml.NVMLError, _DeviceFailed) as exc:
                 code = exc.code if isinstance(exc, _DeviceFailed) else exc.value
                 failed = self._failed(key, index, _DeviceFailed(code, str(exc)))
@@ -177,6 +200,7 @@ class NvmlProbe:
         index: int | None = None,
         parent: _Static | None = None,
         duty_cycle: bool,
+        gpm: Callable[[], float | None] | None = None,
     ) -> DeviceSample:
         memory = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
         used = int(memory.used) if memory is not None else None
@@ -185,7 +209,11 @@ class NvmlProbe:
         processes = _processes(handle)
         util: float | None = None
         signal: UtilizationSignal = "None"
-        if duty_cycle:
+        # GPM SM activity where the device has it (the whole interval since the last sample,
+        # per MIG instance too); else the duty cycle; else, on MIG, process presence.
+        if gpm is not None and (util := gpm()) is not None:
+            signal = "SmActivity"
+        if util is None and duty_cycle:
             rates = _optional(pynvml.nvmlDeviceGetUtilizationRates, handle)
             if rates is not None:
                 util, signal = float(rates.gpu), "DutyCycle"

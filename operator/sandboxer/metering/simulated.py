@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sandboxer.api.nodereport import UtilizationSignal
 from sandboxer.metering.probe import (
     NVML_ERROR_NOT_SUPPORTED,
     DeviceSample,
@@ -67,6 +68,12 @@ def make_gpus(
 
 
 IDLE_CONTEXT_BYTES = 512 * 1024 * 1024  # a CUDA context and cached allocations, kernel idle
+# GPU families whose NVML offers GPM (Hopper and Blackwell); others have no SM activity.
+GPM_FAMILIES = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
+
+
+def has_gpm(model: str) -> bool:
+    return any(family in model.split() for family in GPM_FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ class SimulatedNVML:
         self._energy_mj: dict[str, float] = {g.uuid: 0.0 for g in self.gpus}
         self._last: float | None = None
         self.calls = 0  # samples taken; tests and benchmarks read it
+        self._gpm_sampled: set[str] = set()  # devices with a first GPM sample to compare with
 
     # --- driving the simulation -----------------------------------------------------------
     def set_utilization(self, uuid: str, percent: float) -> None:
@@ -170,6 +178,15 @@ class SimulatedNVML:
             if fault.remaining <= 0:
                 del self._faults[key]
         return fault.code
+
+    def _gpm_ready(self, model: str, uuid: str) -> bool:
+        """As real GPM: a value from a device's second sample on (it needs two to compare)."""
+        if not has_gpm(model):
+            return False
+        if uuid in self._gpm_sampled:
+            return True
+        self._gpm_sampled.add(uuid)
+        return False
 
     def _util(self, uuid: str) -> float:
         value = self._source(uuid) if self._source is not None else None
@@ -226,6 +243,9 @@ class SimulatedNVML:
             util = None if unsupported else busy
             procs = self._procs(gpu.uuid, busy)
             used = sum(p.used_memory_bytes or 0 for p in procs)
+        signal: UtilizationSignal = "DutyCycle" if util is not None else "None"
+        if util is not None and self._gpm_ready(gpu.model, gpu.uuid):
+            signal = "SmActivity"
         power = gpu.idle_watts + (gpu.max_watts - gpu.idle_watts) * busy / 100.0
         self._energy_mj[gpu.uuid] += power * dt * 1000.0
         head = DeviceSample(
@@ -235,7 +255,7 @@ class SimulatedNVML:
             memory_total_bytes=gpu.memory_total_bytes,
             memory_used_bytes=used,
             utilization_percent=util,
-            utilization_signal="DutyCycle" if util is not None else "None",
+            utilization_signal=signal,
             energy_millijoules=None if unsupported else int(self._energy_mj[gpu.uuid]),
             power_watts=None if unsupported else power,
             processes=procs,
@@ -248,10 +268,17 @@ class SimulatedNVML:
             state, message = device_state_for(code, "simulated")
             return DeviceSample(uuid=mig.uuid, model=gpu.model, parent_uuid=gpu.uuid,
                                 mig_profile=mig.profile, state=state, message=message)  # fmt: skip
-        procs = self._procs(mig.uuid, self._util(mig.uuid))
+        busy = self._util(mig.uuid)
+        procs = self._procs(mig.uuid, busy)
         used = sum(p.used_memory_bytes or 0 for p in procs)
-        # Like real MIG: no duty cycle, only process presence.
-        util, signal = presence_utilization(procs, used)
+        # Like real MIG: no duty cycle; GPM per instance on Hopper and newer, else only
+        # process presence.
+        util: float | None
+        signal: UtilizationSignal
+        if self._gpm_ready(gpu.model, mig.uuid):
+            util, signal = busy, "SmActivity"
+        else:
+            util, signal = presence_utilization(procs, used)
         return DeviceSample(
             uuid=mig.uuid,
             model=gpu.model,

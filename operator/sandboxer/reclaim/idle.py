@@ -66,6 +66,9 @@ def observe(
     return Activity(last, gpu_busy, signals)
 
 
+ACTIVITY = ("SmActivity", "DutyCycle")  # signals that measure work, not presence
+
+
 def activity_from_report(report: GPUNodeReportStatus, pod_uid: str) -> list[GPUActivity]:
     """The GPUs a pod holds in one node report, with utilization and process counts."""
     devices = {d.uuid: d for d in report.gpus}
@@ -76,7 +79,7 @@ def activity_from_report(report: GPUNodeReportStatus, pod_uid: str) -> list[GPUA
         for counters in pod.gpus:
             device = devices.get(counters.uuid)
             util = counters.utilization_percent
-            if util is None and device is not None and device.utilization_signal == "DutyCycle":
+            if util is None and device is not None and device.utilization_signal in ACTIVITY:
                 util = device.utilization_percent
             processes = device.processes if device is not None else 0
             out.append(GPUActivity(counters.uuid, util, processes, counters.last_active_at))
