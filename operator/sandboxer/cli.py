@@ -1,4 +1,4 @@
-"""The `sandboxer` command line: operator, agent, dev, demo, crds, export."""
+"""The `sandboxer` command line: operator, agent, dev, demo, crds, export, replay."""
 
 from __future__ import annotations
 
@@ -146,6 +146,23 @@ def operator(
             help="How long a silent leader keeps the Lease (15s; the playground's: 3s).",
         ),
     ] = None,
+    jupyter_interval: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SANDBOXER_JUPYTER_INTERVAL",
+            parser=seconds,
+            help="Between two /api/status requests to one notebook (default: the loop "
+            "interval, at least 30s).",
+        ),
+    ] = None,
+    telemetry_retention: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SANDBOXER_TELEMETRY_RETENTION",
+            parser=seconds,
+            help="Keep the telemetry `sandboxer replay` reads this long (2160h: 90 days).",
+        ),
+    ] = None,
     no_budget: Annotated[
         str,
         typer.Option(
@@ -185,6 +202,8 @@ def operator(
         loop_interval=loop_interval,
         leader_lease=leader_lease,
         lease_duration=lease_duration,
+        jupyter_interval=jupyter_interval,
+        telemetry_retention=telemetry_retention,
         no_budget=no_budget,
         log_format=log_format,
         log_level=log_level,
@@ -279,6 +298,13 @@ def dev(
         Path | None,
         typer.Option(help="Write a Prometheus file_sd JSON of every /metrics endpoint here."),
     ] = None,
+    jupyter: Annotated[
+        bool,
+        typer.Option(
+            "--jupyter",
+            help="Run a real Jupyter Server for each running notebook, at its pod's IP.",
+        ),
+    ] = False,
 ) -> None:
     """Playground: embedded API + operator + simulated GPU nodes, until interrupted."""
     import asyncio
@@ -301,6 +327,7 @@ def dev(
                 external_operator=external_operator,
                 echo=echo,
                 prometheus_targets=prometheus_targets,
+                jupyter=jupyter,
             )
         )
     except KeyboardInterrupt:
@@ -360,6 +387,37 @@ def export(
     from sandboxer.chargeback.cli_export import run_export
 
     raise typer.Exit(code=run_export(period, ledger, sink, format, echo=typer.echo))
+
+
+@app.command()
+def replay(
+    ledger: Annotated[
+        str, typer.Option(help="Ledger location: a directory or s3://bucket/prefix.")
+    ],
+    idle_policy: Annotated[
+        str, typer.Option(help="A SandboxClass manifest: replay its sandboxes under its idle.")
+    ],
+    period: Annotated[str | None, typer.Option(help="A month YYYY-MM (or YYYY-MM-DD).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start, ISO 8601 (default: the data's).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="End, ISO 8601 (default: the data's).")] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    idle_after: Annotated[
+        str | None, typer.Option(help="Sweep idle.after over these, e.g. 10m,30m,1h,2h.")
+    ] = None,
+    chart: Annotated[
+        str | None, typer.Option(help="Also write a PNG: GPU-hours against premature reclaims.")
+    ] = None,
+) -> None:
+    """What-if: the class's idle settings replayed on recorded telemetry, beside what happened."""
+    from sandboxer.replay.cli_replay import run_replay
+
+    code = run_replay(
+        ledger, idle_policy, period=period, since=since, until=until, fmt=format,
+        idle_after=idle_after, chart=chart, echo=typer.echo,
+    )  # fmt: skip
+    raise typer.Exit(code=code)
 
 
 @app.command()

@@ -76,6 +76,8 @@ def operator_config(
     no_budget: str,
     leader_lease: str = "sandboxer-operator",
     lease_duration: float | None = None,
+    jupyter_interval: float | None = None,
+    telemetry_retention: float | None = None,
     log_format: LogFormat,
     log_level: LogLevel,
 ) -> OperatorConfig:
@@ -124,6 +126,7 @@ def operator_config(
         loop_interval=loop_interval if loop_interval is not None else LoopSettings().interval,
         no_budget=no_budget,
         lease_name=leader_lease,
+        jupyter_interval=jupyter_interval,
     )
     if lease_duration is not None:
         config.lease_duration = lease_duration
@@ -131,6 +134,8 @@ def operator_config(
         LeaseTimings.scaled(config.lease_duration)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--lease-duration") from exc
+    if telemetry_retention is not None:
+        config.telemetry_retention = telemetry_retention
     if dev:
         from sandboxer.devcluster.devsettings import join_playground
 

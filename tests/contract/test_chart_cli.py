@@ -28,6 +28,8 @@ OTHER_READERS = {
     # controller/leader.py and peer_gate.py: the Lease identity, the advertised address.
     "SANDBOXER_POD_NAME": "operator",
     "SANDBOXER_POD_IP": "operator",
+    # controller/config.py: the key notebook tokens derive from (Jupyter activity).
+    "SANDBOXER_TOKEN_KEY_FILE": "operator",
     # boto3's credential and endpoint chain (the S3 ledger and export).
     "AWS_REGION": "operator",
     "AWS_ENDPOINT_URL_S3": "operator",

@@ -131,7 +131,7 @@ async def test_statefulset_pod_becomes_ready_and_wait_sees_it(
     await kubectl("apply", "-f", "-", input=STS.replace("GPUS", "2"))
     await kubectl("wait", "--for=condition=Ready", "pod/nb-0", "--timeout=20s")
     pod = (await kubectl("get", "pod", "nb-0", "-o", "json")).json()
-    assert pod["status"]["podIP"].startswith("10.244.")
+    assert pod["status"]["podIP"].startswith("127.244.")
     assert pod["status"]["containerStatuses"][0]["ready"] is True
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
     pvc = (await kubectl("get", "pvc", "work-nb-0", "-o", "json")).json()

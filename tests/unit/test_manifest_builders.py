@@ -186,6 +186,11 @@ def test_service_and_network_policy() -> None:
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}},
     ]
+    # The operator's namespace too: its loop asks each notebook's /api/status.
+    with_operator = build_network_policy(make_sandbox(), ["ingress-nginx"], "sandboxer-system")
+    assert with_operator["spec"]["ingress"][0]["from"][-1] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "sandboxer-system"}}
+    }
 
 
 def test_exposure_only_when_the_class_asks() -> None:

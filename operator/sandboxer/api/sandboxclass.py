@@ -80,8 +80,10 @@ class IdlePolicy(Model):
     )
     use_jupyter_activity: bool = Field(
         default=False,
-        description="Reserved: also require no Jupyter activity during the window. Not read "
-        "yet; the operator does not query Jupyter, so this changes nothing today.",
+        description="Also require no Jupyter activity during the window: the operator reads "
+        "each notebook's /api/status last_activity (needs the chart's token key). A sandbox "
+        "without GPUs is then judged by Jupyter alone; without a reading it is never "
+        "idle-reclaimed.",
     )
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ def parse_formats(text: str) -> set[str]:
     return formats
 
 
-def _local_dir(url: str) -> Path | None:
+def local_dir(url: str) -> Path | None:
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         return None
@@ -36,7 +36,7 @@ def run_export(period: str, ledger: str, sink: str, formats: str, *, echo: Echo)
     """Returns the exit code: 0 done, 2 bad input, 1 the export failed."""
     try:
         chosen = parse_formats(formats)
-        local = _local_dir(ledger)
+        local = local_dir(ledger)
         if local is not None and not local.is_dir():
             raise ValueError(f"--ledger {ledger!r}: no such directory (is the path right?)")
         result = export_period(period, open_store(ledger), sink, chosen, ExportSettings())

@@ -11,7 +11,7 @@ from sandboxer.manifests.exposure import build_exposure
 from sandboxer.manifests.inputs import Sandbox
 from sandboxer.manifests.labels import POD_ANNOTATIONS
 from sandboxer.manifests.networkpolicy import build_network_policy
-from sandboxer.manifests.secret import build_secret, new_token
+from sandboxer.manifests.secret import build_secret, sandbox_token
 from sandboxer.manifests.service import build_service
 from sandboxer.manifests.statefulset import build_statefulset
 from sandboxer.manifests.storage import build_pvc, pvc_resize_patch
@@ -27,14 +27,18 @@ class Child:
 
 
 def desired_children(
-    sandbox: Sandbox, cls: SandboxClassSpec, ingress_namespaces: Sequence[str]
+    sandbox: Sandbox,
+    cls: SandboxClassSpec,
+    ingress_namespaces: Sequence[str],
+    token_key: bytes | None = None,
+    operator_namespace: str | None = None,
 ) -> list[Child]:
     """The children in creation order: the Secret and PVC exist before the pod needs them."""
     sts = build_statefulset(sandbox, cls)
     svc = build_service(sandbox)
-    netpol = build_network_policy(sandbox, ingress_namespaces)
+    netpol = build_network_policy(sandbox, ingress_namespaces, operator_namespace)
     children = [
-        Child(build_secret(sandbox, new_token()), None),
+        Child(build_secret(sandbox, sandbox_token(sandbox, token_key)), None),
         Child(build_pvc(sandbox, cls), pvc_resize_patch(sandbox, cls), follows_spec=True),
         Child(svc, {"metadata": {"labels": svc["metadata"]["labels"]}, "spec": svc["spec"]}),
         Child(netpol, {"spec": netpol["spec"]}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sandboxer.loop.settings import LoopSettings
 from sandboxer.manifests.networkpolicy import DEFAULT_INGRESS_NAMESPACES
@@ -33,6 +34,10 @@ def _own_service_account() -> tuple[str, ...]:
     if namespace and account:
         return (f"system:serviceaccount:{namespace}:{account}",)
     return ()
+
+
+def _env_path(name: str) -> str | None:
+    return os.environ.get(name) or None
 
 
 @dataclass
@@ -67,6 +72,15 @@ class OperatorConfig:
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod
     ledger_url: str | None = None
+    # The install's key for notebook tokens (manifests/secret.py); the chart mounts its
+    # `<release>-token-key` Secret here. Without it tokens are random and Jupyter's activity
+    # cannot be read.
+    token_key_file: str | None = field(
+        default_factory=lambda: _env_path("SANDBOXER_TOKEN_KEY_FILE")
+    )
+    # Seconds between two /api/status requests to one notebook (None: the loop interval, at
+    # least 30 s).
+    jupyter_interval: float | None = None
     export_enabled: bool = True
     export_sink: str | None = None  # None: under the ledger location
     export_interval: float = 3600.0  # seconds
@@ -101,6 +115,21 @@ class OperatorConfig:
     unknown_pod_grace: float = _LOOP.unknown_pod_grace.total_seconds()  # pods not yet indexed
     hour_close_grace: float = _LOOP.close_grace.total_seconds()  # an hour closes by then at last
     checkpoint_interval: float = _LOOP.checkpoint_interval.total_seconds()  # cursor saves
+    telemetry_retention: float = _LOOP.telemetry_retention.total_seconds()  # replay's telemetry
     no_budget: str = field(  # "deny" or "allowance:<gpu-hours>" for owners no budget names
         default_factory=lambda: os.environ.get("SANDBOXER_NO_BUDGET", "deny")
     )
+
+
+def token_key(config: OperatorConfig) -> bytes | None:
+    """The token key: the mounted file, else in the playground the operator's own credential
+    (every replica of a playground has it); None without either."""
+    if config.token_key_file:
+        try:
+            key = Path(config.token_key_file).read_bytes().strip()
+        except OSError:
+            return None
+        return key or None
+    if config.dev and config.token:
+        return config.token.encode()
+    return None

@@ -22,8 +22,8 @@ import kopf
 
 from sandboxer import API_VERSION, GROUP, VERSION
 from sandboxer.budgets.gate import no_budget_policy
-from sandboxer.controller import peer_gate
-from sandboxer.controller.config import OperatorConfig
+from sandboxer.controller import jupyter_activity, peer_gate
+from sandboxer.controller.config import OperatorConfig, token_key
 from sandboxer.controller.kube import KubeClient, KubeError
 from sandboxer.controller.leader import (
     PEER_URL_ANNOTATION,
@@ -55,6 +55,7 @@ def loop_settings(config: OperatorConfig) -> LoopSettings:
         close_grace=timedelta(seconds=config.hour_close_grace),
         no_budget=no_budget_policy(config.no_budget),
         checkpoint_interval=timedelta(seconds=config.checkpoint_interval),
+        telemetry_retention=timedelta(seconds=config.telemetry_retention),
     )
 
 
@@ -80,6 +81,7 @@ def index_pod_uid(*, uid: str, namespace: str, labels: Mapping[str, str], **_: A
 
 INDEX_NAMES = (
     "index_sandbox",
+    "index_child_pod",  # the notebook pods' IPs, for Jupyter activity
     "index_pod_uid",
     "index_class",
     "index_budget",
@@ -169,6 +171,9 @@ class LoopRunner:
         self.elector: LeaderElector | None = None
         self._campaign: asyncio.Task[None] | None = None
         self._ending = asyncio.Event()  # the term ends: finish the pass under way, start none
+        self.jupyter = jupyter_activity.JupyterActivity(
+            token_key(config), config.jupyter_interval or max(config.loop_interval, 30.0)
+        )
 
     async def elect(self, indexes: Mapping[str, Any], annotations: Mapping[str, str]) -> None:
         """Campaign for the Lease; the loop runs while this replica holds it.
@@ -244,6 +249,7 @@ class LoopRunner:
             await self._step_down()
         if self._http is not None:
             await self._http.close()
+        await self.jupyter.close()
 
     async def _run(self) -> None:
         while not self._ending.is_set():
@@ -265,6 +271,9 @@ class LoopRunner:
     async def run_once(self, now: datetime) -> PassResult:
         assert self.accounting is not None and self.indexes is not None
         snap = self.builder.build(self.indexes, now)
+        wanted = jupyter_activity.targets(snap, self.indexes.get("index_child_pod", {}))
+        if wanted:
+            snap.jupyter = await self.jupyter.refresh(wanted)
         result = await asyncio.to_thread(self.accounting.run_pass, snap)
         self.passes += 1
         await self._apply(result)

@@ -20,6 +20,7 @@ from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.controller import observed
 from sandboxer.controller.attribution import check_unadmitted, needs_budget_check, warn_refused
 from sandboxer.controller.children import Child, desired_children
+from sandboxer.controller.config import token_key
 from sandboxer.controller.kube import KubeClient
 from sandboxer.manifests.exposure import exposure_url
 from sandboxer.manifests.inputs import Sandbox
@@ -152,7 +153,10 @@ async def reconcile(
             warn_refused(body, message)
             sandbox = replace(sandbox, spec=sandbox.spec.model_copy(update={"suspend": True}))
             raw_status["suspendedReason"] = "BudgetRefused"
-    children = desired_children(sandbox, cls, memo.config.ingress_namespaces)
+    config = memo.config
+    children = desired_children(
+        sandbox, cls, config.ingress_namespaces, token_key(config), config.own_namespace
+    )
     kopf.adopt([c.obj for c in children], owner=body)
     updating = reason == "update"
     # On update only the children that follow the spec can change, and they exist: PATCH them.

@@ -230,6 +230,8 @@ async def run_demo(
 
     ledger_dir = out_dir / "ledger"
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    # The demo's class as a file of its own: what `sandboxer replay --idle-policy` takes.
+    await asyncio.to_thread((out_dir / f"{CLASS}.yaml").write_text, SETUP.split("---")[0].lstrip())
     board = Board(live=live, echo=echo)
     async with Playground(
         nodes=2,

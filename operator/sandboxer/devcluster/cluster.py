@@ -29,6 +29,7 @@ from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.auth import TEAMS, User, Users
 from sandboxer.devcluster.collector import NAMESPACES
 from sandboxer.devcluster.nodes import NodeSpec, build_node
+from sandboxer.devcluster.notebooks import NotebookServers
 from sandboxer.devcluster.rbac import policy
 from sandboxer.devcluster.resources import CRD_KEY, ResourceType
 from sandboxer.devcluster.scheduler import NODES, Allocation, AllocationHook, Scheduler
@@ -53,6 +54,7 @@ class DevCluster:
         bookmark_interval: float = 60.0,
         clock: Callable[[], datetime.datetime] = _utcnow,
         container_start: float = 0.0,
+        jupyter: bool = False,
     ) -> None:
         self.host, self._port = host, port
         self.apiserver = ApiServer(clock=clock)
@@ -72,6 +74,12 @@ class DevCluster:
         self.tls = tlscerts.issue((host, "localhost"))
         self.http = HttpApi(self.apiserver, self.users, bookmark_interval=bookmark_interval)
         self.scheduler = Scheduler(self.apiserver, container_start=container_start)
+        # With `jupyter`, a real Jupyter Server per running notebook pod (devcluster/notebooks.py).
+        self.notebooks = NotebookServers(self.apiserver) if jupyter else None
+        if self.notebooks is not None:
+            self.scheduler.started.append(self.notebooks.start)
+            self.scheduler.stopped.append(self.notebooks.stop)
+            self.scheduler.ready_when = self.notebooks.answering
         self.statefulsets = StatefulSetController(self.apiserver)
         self.companions: list[Companion] = []
         self.node_specs: dict[str, NodeSpec] = {}  # simulated GPU nodes by name
@@ -124,6 +132,8 @@ class DevCluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.notebooks is not None:
+            await asyncio.to_thread(self.notebooks.close)
         await self.apiserver.close()
         if self._runner is not None:
             await self._runner.cleanup()

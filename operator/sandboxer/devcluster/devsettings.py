@@ -25,6 +25,8 @@ from sandboxer.devcluster.rbac.policy import NAMESPACE
 EXTENSION = "sandboxer.io/dev"
 # A killed playground operator's successor waits this long for the Lease, not kube's 15 s.
 DEV_LEASE_DURATION = 3.0
+# Notebooks' /api/status asked every 2 s (a cluster's operator asks every 30 s at most).
+DEV_JUPYTER_INTERVAL = 2.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ def join_playground(
         class_retry_delay=2.0,
         lease_duration=lease_duration or DEV_LEASE_DURATION,
         own_namespace=NAMESPACE,  # the Lease where the chart's Role lets it write one
+        jupyter_interval=config.jupyter_interval or DEV_JUPYTER_INTERVAL,
     )
     called = (
         "" if port == s.webhook_port else f" (not called: the playground calls {s.webhook_port})"

@@ -80,3 +80,19 @@ def failing_status(
     ]
     phase = "Pending" if mode == "ImagePullBackOff" else "Running"
     return {**running, "phase": phase, "conditions": conditions, "containerStatuses": statuses}
+
+
+def probing_status(running: dict[str, Any]) -> dict[str, Any]:
+    """Containers started, readiness probe not passed yet: Running, but not Ready."""
+    statuses = [{**c, "ready": False} for c in running.get("containerStatuses") or []]
+    names = ", ".join(str(c.get("name", "")) for c in statuses)
+    unready = {
+        "status": "False",
+        "reason": "ContainersNotReady",
+        "message": f"containers with unready status: [{names}]",
+    }
+    conditions = [
+        {**c, **unready} if c["type"] in ("Ready", "ContainersReady") else c
+        for c in running.get("conditions") or []
+    ]
+    return {**running, "conditions": conditions, "containerStatuses": statuses}

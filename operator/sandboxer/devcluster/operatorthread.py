@@ -14,7 +14,7 @@ from sandboxer.controller.config import OperatorConfig
 from sandboxer.controller.runner import run_operator
 from sandboxer.devcluster.auth import OPERATOR_GROUPS, OPERATOR_USER
 from sandboxer.devcluster.cluster import DevCluster
-from sandboxer.devcluster.devsettings import DEV_LEASE_DURATION
+from sandboxer.devcluster.devsettings import DEV_JUPYTER_INTERVAL, DEV_LEASE_DURATION
 from sandboxer.devcluster.rbac import policy
 from sandboxer.devcluster.rbac.authorizer import CLUSTER_ROLES
 
@@ -56,6 +56,7 @@ def playground_config(
         metrics_host="127.0.0.1",
         lease_duration=DEV_LEASE_DURATION,
         own_namespace=policy.NAMESPACE,  # the Lease where the chart's Role lets it write one
+        jupyter_interval=DEV_JUPYTER_INTERVAL,
     )
 
 

@@ -76,12 +76,13 @@ class Playground:
         operator_overrides: Mapping[str, Any] | None = None,
         companions: Sequence[Companion] = (),
         prometheus_targets: Path | None = None,
+        jupyter: bool = False,
     ) -> None:
         self.prometheus_targets = prometheus_targets
         self.nodes, self.gpus_per_node, self.gpu_model = nodes, gpus_per_node, gpu_model
         self.ledger_dir, self.loop_interval = ledger_dir, loop_interval
         self.examples = examples
-        self.cluster = DevCluster(container_start=container_start)
+        self.cluster = DevCluster(container_start=container_start, jupyter=jupyter)
         for companion in companions:
             self.cluster.add_companion(companion)
         self._scratch = tempfile.TemporaryDirectory(prefix="sandboxer-dev-")
@@ -259,6 +260,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     echo: Callable[[str], None] = print,
     prometheus_targets: Path | None = None,
+    jupyter: bool = False,
 ) -> None:
     # One access-log line per agent report and kubectl call would bury the operator's lines.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -273,6 +275,7 @@ async def serve(
         examples=EXAMPLES,
         external_operator=external_operator,
         prometheus_targets=prometheus_targets,
+        jupyter=jupyter,
     ) as pg:
         echo(
             instructions(

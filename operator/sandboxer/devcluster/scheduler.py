@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,12 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._dirty = False
         self.hooks: list[AllocationHook] = []
+        # What the kubelet runs for a pod: told when its containers run and when it is gone.
+        self.started: list[Callable[[dict[str, Any]], None]] = []
+        self.stopped: list[Callable[[str], None]] = []
+        # With it, a running pod is Ready only when this says its process answers.
+        self.ready_when: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
+        self._probes: set[asyncio.Task[None]] = set()
         apiserver.store.listeners.append(self._on_event)
 
     # -- in-process API ----------------------------------------------------------------------
@@ -87,6 +93,8 @@ class Scheduler:
             meta = obj["metadata"]
             if kind == "DELETED":
                 self._pending.pop(meta["uid"], None)
+                for stop in self.stopped:
+                    stop(meta["uid"])
                 if not self._release(obj):
                     return  # nothing freed: pending pods cannot fit any better
             elif (
@@ -207,7 +215,9 @@ class Scheduler:
         node.requests[meta["uid"]] = dict(requests)
         for name, amount in requests.items():
             node.used[name] = node.used.get(name, 0.0) + amount
-        ip = f"10.244.{node.index}.{node.next_ip}"
+        # Pod IPs on the loopback network, so what the kubelet runs for a pod (a real Jupyter
+        # Server, devcluster/notebooks.py) is reachable at its pod's IP, as on a cluster.
+        ip = f"127.244.{node.index}.{node.next_ip}"
         node.next_ip = node.next_ip + 1 if node.next_ip < 254 else 2
         now = objects.now_rfc3339(self.apiserver.clock())
         spec = pod.get("spec") or {}
@@ -273,8 +283,36 @@ class Scheduler:
         elif mode == "ImagePullBackOff":
             now = objects.now_rfc3339(self.apiserver.clock())
             status = kubelet.failing_status(status, bound, mode, 0, now)
+        if mode == "Running" and self.ready_when is not None:
+            # A process really runs for the pod: Ready only once its readiness probe passes.
+            probing = kubelet.probing_status(status)
+            if probing != (current.get("status") or {}):
+                self.apiserver.put_system(PODS, {**current, "status": probing})
+            for start in self.started:
+                start({**current, "status": status})
+            task = asyncio.get_running_loop().create_task(self._ready(current, status))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+            return
         if status != (current.get("status") or {}):
             self.apiserver.put_system(PODS, {**current, "status": status})
+
+    async def _ready(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        assert self.ready_when is not None
+        if not await self.ready_when(pod):
+            return  # never answered: not Ready, as a failing probe leaves it
+        meta = pod["metadata"]
+        current = self.apiserver.store.get(PODS, meta.get("namespace", ""), meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return
+        if current["metadata"].get("deletionTimestamp"):
+            return
+        now = objects.now_rfc3339(self.apiserver.clock())
+        conditions = [
+            {**c, "lastTransitionTime": now} if c["type"] in ("Ready", "ContainersReady") else c
+            for c in status["conditions"]
+        ]
+        self.apiserver.put_system(PODS, {**current, "status": {**status, "conditions": conditions}})
 
     def _mark_unschedulable(self, pod: dict[str, Any], message: str) -> None:
         status = pod.get("status") or {}

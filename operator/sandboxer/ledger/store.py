@@ -5,6 +5,11 @@ Layout (relative to the ledger URL):
     hours/2026-11-26/14.r0.jsonl   rows of hour 14:00-15:00 UTC, first write (revision 0)
     hours/2026-11-26/14.r1.jsonl   late usage for that hour, written after it closed (additive)
     watermark.json                 {"watermark": "2026-11-26T15:00:00Z"}: hours before it are closed
+    telemetry/2026-11-26/14.parquet
+                                   what the loop saw in that hour's passes (`ledger/telemetry.py`)
+    telemetry/2026-11-26/14.part-20261126T140510000000Z.parquet
+                                   rows of the open hour written by one pass; merged into the
+                                   hour's file once the hour is over
     state/<name>                   small opaque blobs (the accounting loop's cursors)
 
 Revisions are additive: the usage of an hour is the sum of all its revision files. Each file holds
@@ -15,11 +20,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sandboxer.api.types import parse_rfc3339, rfc3339
 from sandboxer.ledger.rows import UsageRow, decode_rows, encode_rows
@@ -33,6 +38,9 @@ DEFAULT_LEDGER_URL = "./.sandboxer/ledger"
 _HOUR_KEY = re.compile(r"^hours/(\d{4}-\d{2}-\d{2})/(\d{2})\.r(\d+)\.jsonl$")
 _STATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WATERMARK_KEY = "watermark.json"
+_TELEMETRY_KEY = re.compile(
+    r"^telemetry/(\d{4}-\d{2}-\d{2})/(\d{2})(?:\.part-(\d{8}T\d{12}Z))?\.parquet$"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -66,6 +74,32 @@ def parse_hour_key(key: str) -> HourFile | None:
     return HourFile(hour=hour, revision=int(revision), key=key)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class TelemetryFile:
+    """The telemetry of one hour's passes, or a part written by one pass of the open hour."""
+
+    hour: datetime
+    part: str  # "" for the hour's merged file, else the writing pass's time
+    key: str
+
+
+def telemetry_key(hour: datetime, part: datetime | None = None) -> str:
+    tail = f".part-{part.astimezone(UTC):%Y%m%dT%H%M%S%fZ}" if part is not None else ""
+    return f"telemetry/{hour:%Y-%m-%d}/{hour:%H}{tail}.parquet"
+
+
+def parse_telemetry_key(key: str) -> TelemetryFile | None:
+    match = _TELEMETRY_KEY.match(key)
+    if not match:
+        return None
+    day, hh, part = match.groups()
+    hour = datetime.strptime(f"{day} {hh}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return TelemetryFile(hour=hour, part=part or "", key=key)
+
+
+_Entry = TypeVar("_Entry", HourFile, TelemetryFile)
+
+
 class LedgerStore(Protocol):
     @property
     def url(self) -> str: ...
@@ -87,6 +121,16 @@ class LedgerStore(Protocol):
     def get_state(self, name: str) -> bytes | None: ...
 
     def put_state(self, name: str, data: bytes) -> None: ...
+
+    def write_telemetry(self, hour: datetime, data: bytes, part: datetime | None = None) -> str: ...
+
+    def list_telemetry(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[TelemetryFile]: ...
+
+    def read_telemetry_bytes(self, entry: TelemetryFile) -> bytes: ...
+
+    def delete_telemetry(self, entry: TelemetryFile) -> None: ...
 
 
 class BlobLedgerStore:
@@ -119,19 +163,15 @@ class BlobLedgerStore:
         self, start: datetime | None = None, end: datetime | None = None
     ) -> list[HourFile]:
         """Stored hour files with start <= hour < end, ordered by (hour, revision)."""
-        entries = (parse_hour_key(k) for k in self.blobs.list_keys("hours/"))
-        return sorted(
-            e
-            for e in entries
-            if e is not None
-            and (start is None or e.hour >= start)
-            and (end is None or e.hour < end)
-        )
+        return _listed(self.blobs, "hours/", parse_hour_key, start, end)
 
     def read_hour_bytes(self, entry: HourFile) -> bytes:
-        data = self.blobs.get_bytes(entry.key)
+        return self._read("ledger file", entry.key)
+
+    def _read(self, what: str, key: str) -> bytes:
+        data = self.blobs.get_bytes(key)
         if data is None:
-            raise FileNotFoundError(f"ledger file {self.url}/{entry.key} disappeared while reading")
+            raise FileNotFoundError(f"{what} {self.url}/{key} disappeared while reading")
         return data
 
     def read_rows(self, start: datetime, end: datetime) -> Iterator[UsageRow]:
@@ -161,6 +201,40 @@ class BlobLedgerStore:
 
     def put_state(self, name: str, data: bytes) -> None:
         self.blobs.put_bytes(f"state/{_check_state_name(name)}", data)
+
+    def write_telemetry(self, hour: datetime, data: bytes, part: datetime | None = None) -> str:
+        """Write one hour's telemetry file, or one part of it (a rewrite replaces, never adds)."""
+        key = telemetry_key(check_hour(hour), part)
+        self.blobs.put_bytes(key, data)
+        return key
+
+    def list_telemetry(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[TelemetryFile]:
+        """Stored telemetry files and parts with start <= hour < end, oldest first."""
+        return _listed(self.blobs, "telemetry/", parse_telemetry_key, start, end)
+
+    def read_telemetry_bytes(self, entry: TelemetryFile) -> bytes:
+        return self._read("telemetry file", entry.key)
+
+    def delete_telemetry(self, entry: TelemetryFile) -> None:
+        self.blobs.delete(entry.key)
+
+
+def _listed(
+    blobs: BlobStore,
+    prefix: str,
+    parse: Callable[[str], _Entry | None],
+    start: datetime | None,
+    end: datetime | None,
+) -> list[_Entry]:
+    """The entries under `prefix` whose hour is in [start, end), in their order."""
+    entries = (parse(k) for k in blobs.list_keys(prefix))
+    return sorted(
+        e
+        for e in entries
+        if e is not None and (start is None or e.hour >= start) and (end is None or e.hour < end)
+    )
 
 
 def _check_state_name(name: str) -> str:

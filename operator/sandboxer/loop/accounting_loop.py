@@ -6,8 +6,8 @@ status patches, suspensions, Events and notifications. It never calls the Kubern
 itself, so the same code runs in the operator, in tests with an injected clock, and in
 benchmarks. Each concern keeps its own state: `metering` (cursors, open hours, ledger commits),
 `budgets` (announcements, budget status writes), `reclaim` (per-sandbox activity), `startup`
-(start timeouts) and `status_writes` (what each sandbox was last told); `shared` is what
-admission reads.
+(start timeouts), `telemetry` (what the pass saw, kept for `sandboxer replay`) and
+`status_writes` (what each sandbox was last told); `shared` is what admission reads.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sandboxer.loop.shared import SharedState
 from sandboxer.loop.snapshot import Snapshot
 from sandboxer.loop.startup import StartupChecks
 from sandboxer.loop.status_writes import StatusWriter
+from sandboxer.loop.telemetry import TelemetryRecorder
 from sandboxer.sandbox_rules import BudgetDecision, BudgetRequest
 
 
@@ -39,6 +40,7 @@ class AccountingLoop:
         self.budgets = BudgetChecks(self.settings, self.shared)
         self.reclaim = ReclaimDecisions(self.settings)
         self.startup = StartupChecks(self.settings)
+        self.telemetry = TelemetryRecorder(store, self.settings)
         self.status_writes = StatusWriter(self.settings, self.reclaim)
         self._last_pass: datetime | None = None
         self._loaded = False
@@ -86,6 +88,7 @@ class AccountingLoop:
             tightest = self.budgets.run(snap, figures, result, suspends, conditions, waited)
         self.reclaim.run(snap, refs, figures.index, result, suspends, conditions)
         self.startup.run(snap, result, suspends, conditions)
+        self.telemetry.run(snap, refs, suspends)  # after every decision that suspends
         self.status_writes.run(
             snap, figures, shared.totals, tightest, suspends, conditions, result
         )  # totals change only in this thread: reading them needs no lock

@@ -15,14 +15,14 @@ stores them, so a schedule read back from status is the one that was written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sandboxer.budgets.matching import BudgetIndex, Person
 from sandboxer.ledger.accounting import SandboxRef
 from sandboxer.loop.results import Conditions, EventIntent, NotifyIntent, PassResult, Suspends
 from sandboxer.loop.settings import LoopSettings
-from sandboxer.loop.snapshot import SandboxView, Snapshot
+from sandboxer.loop.snapshot import JupyterReading, SandboxView, Snapshot
 from sandboxer.manifests.labels import TEAM_LABEL
 from sandboxer.reclaim import idle as idle_signals
 from sandboxer.reclaim.policy import (
@@ -50,16 +50,39 @@ class ReclaimMemory:
     quiet_from: datetime | None = None  # the idle window starts no earlier (fresh leader)
     carried: bool = False  # quiet_from came from status: the sandbox was idle before
     warned_at: datetime | None = None  # when the warning for warned_for went out
+    jupyter_last: datetime | None = None  # the user's last activity, as Jupyter said
+    jupyter_seen: datetime | None = None  # when that reading was taken
+    jupyter_note: str = ""  # the reading (or why there is none), for condition messages
+
+    def last_active(self) -> datetime | None:
+        """The latest sign of use: a busy GPU or the user in Jupyter, whichever is later."""
+        gpu = self.activity.last_active_at if self.activity else None
+        return max((t for t in (gpu, self.jupyter_last) if t is not None), default=None)
 
     def idle_since(self) -> datetime | None:
         """Where the idle window starts, for status; None while busy or not yet observed."""
         activity = self.activity
-        if self.started_at is None or (activity is None and not self.carried):
+        observed = activity is not None or self.jupyter_last is not None
+        if self.started_at is None or (not observed and not self.carried):
             return None
         if activity is not None and activity.busy:
             return None
-        last = activity.last_active_at if activity else None
+        last = self.last_active()
         return max(t for t in (self.started_at, self.quiet_from, last) if t is not None)
+
+    def fold_jupyter(self, reading: JupyterReading | str | None) -> None:
+        """Take a new Jupyter reading (or the reason there is none) into the memory."""
+        if isinstance(reading, JupyterReading):
+            if reading.read_at == self.jupyter_seen:
+                return
+            self.jupyter_seen, self.checked = reading.read_at, False
+            self.jupyter_last = _second(reading.last_activity)
+            self.jupyter_note = (
+                f"Jupyter last active {self.jupyter_last:%H:%M:%S} UTC ({reading.kernels} "
+                f"kernel(s), {reading.connections} connection(s))"
+            )
+        elif reading is not None and self.jupyter_note != f"Jupyter activity not read: {reading}":
+            self.jupyter_note, self.checked = f"Jupyter activity not read: {reading}", False
 
 
 def seeded(sb: SandboxView, now: datetime, leader_since: datetime) -> ReclaimMemory:
@@ -151,16 +174,27 @@ class ReclaimDecisions:
                         at = _second(report.reported_at)
                         mem.activity = idle_signals.observe(mem.activity, gpus, at, policy)
                     mem.seen_report = mark
+            if policy.use_jupyter_activity:
+                mem.fold_jupyter(snap.jupyter.get((sb.namespace, sb.name)))
+                if sb.spec.gpus == 0 and mem.jupyter_last is None:
+                    # No GPU and no Jupyter reading: nothing could tell it is in use, so it is
+                    # not idle-reclaimed (its lifetime still counts).
+                    policy = replace(policy, idle_enabled=False)
             if mem.checked and (mem.next_check is None or snap.now < mem.next_check):
                 continue  # no new report and nothing due: the last decision stands
             activity = mem.activity
-            last = activity.last_active_at if activity else None
+            last = mem.last_active()
+            signals = activity.signals if activity and not activity.busy else ""
+            if sb.spec.gpus == 0:
+                signals = ""  # no GPU to speak of; Jupyter alone decides
+            if mem.jupyter_note and policy.use_jupyter_activity:
+                signals = "; ".join(x for x in (signals, mem.jupyter_note) if x)
             decision = reclaim_decide(
                 policy,
                 now=snap.now,
                 started_at=started,
                 last_active_at=max(t for t in (last, mem.quiet_from, started) if t is not None),
-                idle_signals=activity.signals if activity and not activity.busy else "",
+                idle_signals=signals,
             )
             mem.checked = True
             mem.next_check = getattr(decision, "next_check", None) or getattr(

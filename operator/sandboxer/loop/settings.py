@@ -27,3 +27,5 @@ class LoopSettings:
     # An admitted sandbox counts at once, until a pass sees it (or this long, if it never came).
     reservation_ttl: timedelta = timedelta(minutes=2)
     savings: SavingsPolicy = field(default_factory=SavingsPolicy)
+    # Telemetry files (what `sandboxer replay` reads) older than this are deleted.
+    telemetry_retention: timedelta = timedelta(days=90)

@@ -52,6 +52,16 @@ class SandboxView:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class JupyterReading:
+    """What a notebook's Jupyter Server said its user last did (controller/jupyter_activity.py)."""
+
+    last_activity: datetime
+    kernels: int
+    connections: int
+    read_at: datetime
+
+
 @dataclass(slots=True)
 class Snapshot:
     now: datetime
@@ -64,6 +74,9 @@ class Snapshot:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
     # name -> the ComputeBudget's stored status: what a new leader continues from.
     budget_statuses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # (namespace, name) -> the notebook's latest Jupyter reading, or why there is none; only
+    # for running sandboxes whose class reads Jupyter activity.
+    jupyter: Mapping[tuple[str, str], JupyterReading | str] = field(default_factory=dict)
 
 
 def sandbox_view(raw: Mapping[str, Any]) -> SandboxView | None:

@@ -1,5 +1,6 @@
-"""NetworkPolicy: the notebook accepts traffic only from its own namespace and the ingress
-controller's namespaces (configurable), so other tenants cannot reach a token-guarded server."""
+"""NetworkPolicy: the notebook accepts traffic only from its own namespace, the ingress
+controller's namespaces (configurable) and the operator's namespace (the loop reads each
+notebook's /api/status), so other tenants cannot reach a token-guarded server."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ DEFAULT_INGRESS_NAMESPACES = ("ingress-nginx",)
 
 
 def build_network_policy(
-    sandbox: Sandbox, ingress_namespaces: Sequence[str] = DEFAULT_INGRESS_NAMESPACES
+    sandbox: Sandbox,
+    ingress_namespaces: Sequence[str] = DEFAULT_INGRESS_NAMESPACES,
+    operator_namespace: str | None = None,
 ) -> dict[str, Any]:
     peers: list[dict[str, Any]] = [{"podSelector": {}}]  # any pod of the sandbox's namespace
+    admitted = list(ingress_namespaces)
+    if operator_namespace and operator_namespace not in admitted:
+        admitted.append(operator_namespace)
     peers += [
         # kubernetes.io/metadata.name is set on every namespace by the API server (1.22+).
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-        for ns in ingress_namespaces
+        for ns in admitted
     ]
     return {
         "apiVersion": "networking.k8s.io/v1",

@@ -102,9 +102,9 @@ def effective_policy(
                 f"({cls.max_lifetime}); set lifetime to {cls.max_lifetime} or less"
             )
         lifetime = wanted
-    # Without GPUs there is no GPU signal, and the loop does not read Jupyter's /api/status yet:
-    # nothing could ever say such a sandbox is busy, so it is never idle-reclaimed.
-    if sandbox.gpus == 0:
+    # Without GPUs there is no GPU signal: only Jupyter's activity could say such a sandbox is
+    # in use, so without useJupyterActivity it is never idle-reclaimed.
+    if sandbox.gpus == 0 and not idle.use_jupyter_activity:
         enabled = False
     return ReclaimPolicy(
         idle_enabled=enabled,
