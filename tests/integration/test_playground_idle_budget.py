@@ -16,7 +16,7 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import Kubectl
-from tests.integration.manifests import compute_budget, sandbox_class
+from tests.integration.manifests import busy_sandbox, compute_budget, sandbox_class
 
 pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
@@ -32,17 +32,7 @@ QUICK_CLASS = quick_class(AFTER, WARN_BEFORE)
 
 
 def sandbox(name: str, utilization: int, cls: str = "quick", gpus: int = 1) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ExperimentSandbox",
-            "metadata": {
-                "name": name,
-                "annotations": {"sim.sandboxer.io/gpu-utilization": str(utilization)},
-            },
-            "spec": {"class": cls, "gpus": gpus},
-        }
-    )
+    return busy_sandbox(name, utilization, cls, gpus)
 
 
 async def get(kubectl: Kubectl, *what: str, user: str = "alice") -> Any:

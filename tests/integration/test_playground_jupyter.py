@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import ROOT, Kubectl, kubectl_runner
-from tests.integration.manifests import sandbox_class
+from tests.integration.manifests import busy_sandbox, sandbox_class
 
 pytestmark = pytest.mark.slow  # a playground with real Jupyter Servers
 
@@ -35,14 +34,7 @@ CLASS = sandbox_class(
 
 
 def sandbox(name: str, gpus: int) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ExperimentSandbox",
-            "metadata": {"name": name, "annotations": {"sim.sandboxer.io/gpu-utilization": "0"}},
-            "spec": {"class": "jq", "gpus": gpus},
-        }
-    )
+    return busy_sandbox(name, 0, "jq", gpus)  # a GPU at 0 %: a CUDA context, no work
 
 
 @pytest.fixture
