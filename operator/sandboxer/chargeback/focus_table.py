@@ -7,6 +7,7 @@ billing period being exported are late usage of a closed period: ChargeClass=Cor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import pyarrow as pa
@@ -23,10 +24,6 @@ _TAG_FIELDS = ("owner", "team", "cost_center", "sandbox_class", "namespace")
 _TAG_NAMES = ("owner", "team", "cost-center", "class", "namespace")
 
 
-def _const(value: object, type_: pa.DataType, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, type_), n)
-
-
 def _tags(ledger: pa.Table) -> pa.Array:
     """JSON objects built once per distinct (owner, team, ...) combination, then fanned out."""
     key = pc.binary_join_element_wise(
@@ -41,11 +38,43 @@ def _tags(ledger: pa.Table) -> pa.Array:
     return pc.take(pa.array(objects, pa.string()), encoded.indices)
 
 
+class FocusBuilder:
+    """Builds FOCUS tables for one period batch by batch (see `build_focus_table`).
+
+    Constant columns are built once, for the longest batch seen, and sliced for each batch;
+    equal constants (ProviderName, PublisherName, InvoiceIssuerName) share one array.
+    """
+
+    def __init__(self, period: BillingPeriod, settings: ExportSettings) -> None:
+        self.period = period
+        self.settings = settings
+        self._constants: dict[tuple[object, pa.DataType], pa.Array] = {}
+
+    def _const(self, value: object, type_: pa.DataType, n: int) -> pa.Array:
+        array = self._constants.get((value, type_))
+        if array is None or len(array) < n:
+            array = pa.repeat(pa.scalar(value, type_), n)
+            self._constants[(value, type_)] = array
+        return array if len(array) == n else array.slice(0, n)
+
+    def build(self, ledger: pa.Table) -> pa.Table:
+        return _build(ledger, self.period, self.settings, self._const)
+
+
 def build_focus_table(
     ledger: pa.Table, period: BillingPeriod, settings: ExportSettings
 ) -> pa.Table:
+    """One FOCUS row per ledger row, in the ledger's order."""
+    return FocusBuilder(period, settings).build(ledger)
+
+
+def _build(
+    ledger: pa.Table,
+    period: BillingPeriod,
+    s: ExportSettings,
+    _const: Callable[[object, pa.DataType, int], pa.Array],
+) -> pa.Table:
     n = ledger.num_rows
-    s = settings
     hour = pc.cast(ledger["hour"], _MS)
     alloc = ledger["allocated_gpu_hours"]
     busy = ledger["busy_gpu_hours"]
