@@ -2,7 +2,7 @@
 
 `_previous_export` below is the export as it was before it streamed (one ledger table, one FOCUS
 table, whole-table writers and group-bys), kept here as the reference. The ledgers are written
-through the ledger store, with row groups of 1,024 rows and ledger parse batches that do not line
+through the ledger store, with row groups of 1,100 rows and ledger parse batches that do not line
 up with them, so rows cross parse batches and row groups at odd places.
 """
 
@@ -21,7 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from sandboxer.chargeback import ledger_table
+from sandboxer.chargeback import focus_table, ledger_table
 from sandboxer.chargeback.export import export_period
 from sandboxer.chargeback.focus_table import build_focus_table
 from sandboxer.chargeback.ledger_table import iter_ledger_tables, read_ledger_table, rebatch
@@ -36,7 +36,7 @@ from sandboxer.storage.directory import DirectoryBlobStore
 from tests.usage_samples import NOV, OCT, usage_row
 
 SETTINGS = ExportSettings(
-    parquet_row_group_size=1024, budget_allowances={"team-vision": 500.0, "team-nlp": 80.0}
+    parquet_row_group_size=1100, budget_allowances={"team-vision": 500.0, "team-nlp": 80.0}
 )
 
 
@@ -49,7 +49,7 @@ def _previous_export(
     own = sorted(e for k in state["ledgerFiles"] if (e := parse_hour_key(k)) is not None)
     late = sorted(e for k in state["corrections"] if (e := parse_hour_key(k)) is not None)
     table = read_ledger_table(ledger.read_hour_bytes(e) for e in [*own, *late])
-    focus = build_focus_table(table, p, settings)
+    focus = build_focus_table(table, p, settings).combine_chunks()  # one chunk per column
     files: dict[str, bytes] = {}
     entries = []
     tmp = out.parent / "previous"
@@ -161,14 +161,15 @@ def _sink_files(out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(autouse=True)
-def _small_parse_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ledger_table, "BATCH_BYTES", 150_000)  # ~330 rows, not a row group
+    monkeypatch.setattr(focus_table, "_CONST_CHUNK", 1024)  # constants: 1,024 + 76 rows a group
 
 
 @pytest.mark.parametrize("formats", [{"parquet", "csv"}, {"parquet"}])
 def test_streamed_export_has_the_previous_bytes(tmp_path: Path, formats: set[str]) -> None:
     ledger = BlobLedgerStore(DirectoryBlobStore(tmp_path / "ledger"))
-    for h in range(5):  # 5 hours x 517 rows and 40 late ones: row groups of 1,024, 1,024, 577
+    for h in range(5):  # 5 hours x 517 rows and 40 late ones: row groups of 1,100, 1,100, 425
         ledger.write_hour(NOV + timedelta(hours=h), _hour_rows(NOV + timedelta(hours=h), 517))
     late = NOV + timedelta(hours=2)  # late usage of an open period: a revision of its own
     ledger.write_hour(late, _hour_rows(late, 40, revision=1), revision=1)

@@ -38,11 +38,16 @@ def _tags(ledger: pa.Table) -> pa.Array:
     return pc.take(pa.array(objects, pa.string()), encoded.indices)
 
 
+# Constant columns are this many rows of one array, repeated: a multiple of the Parquet writer's
+# write batch (1,024 rows), so its pages, dictionaries and statistics come out as for one chunk.
+_CONST_CHUNK = 16_384
+
+
 class FocusBuilder:
     """Builds FOCUS tables for one period batch by batch (see `build_focus_table`).
 
-    Constant columns are built once, for the longest batch seen, and sliced for each batch;
-    equal constants (ProviderName, PublisherName, InvoiceIssuerName) share one array.
+    A constant column is one `_CONST_CHUNK`-row array, built once per export and repeated as
+    the chunks of the column, so it costs no memory per row.
     """
 
     def __init__(self, period: BillingPeriod, settings: ExportSettings) -> None:
@@ -50,12 +55,15 @@ class FocusBuilder:
         self.settings = settings
         self._constants: dict[tuple[object, pa.DataType], pa.Array] = {}
 
-    def _const(self, value: object, type_: pa.DataType, n: int) -> pa.Array:
-        array = self._constants.get((value, type_))
-        if array is None or len(array) < n:
-            array = pa.repeat(pa.scalar(value, type_), n)
-            self._constants[(value, type_)] = array
-        return array if len(array) == n else array.slice(0, n)
+    def _const(self, value: object, type_: pa.DataType, n: int) -> pa.ChunkedArray:
+        chunk = self._constants.get((value, type_))
+        if chunk is None:
+            chunk = self._constants[(value, type_)] = pa.repeat(
+                pa.scalar(value, type_), _CONST_CHUNK
+            )
+        whole, rest = divmod(n, _CONST_CHUNK)
+        chunks = [chunk] * whole + ([chunk.slice(0, rest)] if rest else [])
+        return pa.chunked_array(chunks, type=type_)
 
     def build(self, ledger: pa.Table) -> pa.Table:
         return _build(ledger, self.period, self.settings, self._const)
@@ -72,7 +80,7 @@ def _build(
     ledger: pa.Table,
     period: BillingPeriod,
     s: ExportSettings,
-    _const: Callable[[object, pa.DataType, int], pa.Array],
+    _const: Callable[[object, pa.DataType, int], pa.ChunkedArray],
 ) -> pa.Table:
     n = ledger.num_rows
     hour = pc.cast(ledger["hour"], _MS)

@@ -42,8 +42,8 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 
-# Parse in ~16 MiB batches: few reader calls, and little text and parsed data held at once.
-BATCH_BYTES = 16 << 20
+# Parse in ~4 MiB batches: little text held at once, and still few reader calls.
+BATCH_BYTES = 4 << 20
 _PARSE = pa_json.ParseOptions(explicit_schema=LEDGER_SCHEMA, unexpected_field_behavior="ignore")
 
 
@@ -80,13 +80,30 @@ def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
     for table in tables:
         pending.append(table)
         count += table.num_rows
+        del table
         while count >= rows:
             joined = pa.concat_tables(pending)
-            yield joined.slice(0, rows).combine_chunks()
-            rest = joined.slice(rows)
-            pending, count = [rest], rest.num_rows
+            pending = [joined.slice(rows)]
+            count = pending[0].num_rows
+            head = [joined.slice(0, rows)]
+            del joined  # so that _contiguous frees each column's pieces once it has copied them
+            head = [_contiguous(head.pop())]
+            yield head.pop()  # nothing here holds it, nor the pieces it was cut from
     if count:
-        yield pa.concat_tables(pending).combine_chunks()
+        last = pa.concat_tables(pending)
+        pending.clear()
+        yield _contiguous(last)
+
+
+def _contiguous(table: pa.Table) -> pa.Table:
+    """`table` with one chunk per column, copying one column at a time: the caller passes the
+    only reference, so each column's pieces are freed as soon as its copy is made."""
+    schema = table.schema
+    columns = []
+    while table.num_columns:
+        columns.append(table.column(0).combine_chunks())
+        table = table.remove_column(0)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def read_ledger_table(files: Iterable[bytes]) -> pa.Table:

@@ -115,7 +115,14 @@ class DataFileWriter:
             self._parquet.write_table(table, row_group_size=self._row_group_size)
         if self._csv is not None:
             for offset in range(0, table.num_rows, _CSV_BATCH_ROWS):
-                self._csv.write_table(csv_ready(table.slice(offset, _CSV_BATCH_ROWS)))
+                batch = csv_ready(table.slice(offset, _CSV_BATCH_ROWS))
+                if offset + _CSV_BATCH_ROWS >= table.num_rows:
+                    # Arrow's CSV writer keeps the columns of the last batch it wrote; a copy of
+                    # this short slice, not a view of the whole row group, is what it then keeps.
+                    batch = pa.table(
+                        [pa.concat_arrays(c.chunks) for c in batch.columns], schema=batch.schema
+                    )
+                self._csv.write_table(batch)
         self._rows += table.num_rows
 
     def _close_files(self) -> None:
