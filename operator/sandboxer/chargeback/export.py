@@ -23,6 +23,7 @@ from sandboxer.chargeback.focus_table import FocusBuilder
 from sandboxer.chargeback.ledger_table import iter_ledger_tables, rebatch
 from sandboxer.chargeback.manifest import build_manifest, manifest_key
 from sandboxer.chargeback.periods import BillingPeriod, parse_period
+from sandboxer.chargeback.prefetch import prefetch
 from sandboxer.chargeback.settings import ExportSettings
 from sandboxer.chargeback.state import ExportState, load_states, state_key
 from sandboxer.chargeback.summary import SummaryAccumulator, SummaryLine, summary_csv, summary_png
@@ -226,7 +227,10 @@ def export_period(
             Path(tmp), formats, arrow_schema(settings.focus_version), settings
         ) as writer:
             files = _read(ledger, [*selection.own, *selection.corrections], shas)
-            for rows in rebatch(iter_ledger_tables(files), settings.parquet_row_group_size):
+            # A thread reads, hashes and parses the next ledger files while this one builds
+            # and writes FOCUS rows from the ones before.
+            tables = prefetch(iter_ledger_tables(files))
+            for rows in rebatch(tables, settings.parquet_row_group_size):
                 focus = builder.build(rows)
                 writer.write(focus)
                 summary.add(focus)
