@@ -7,6 +7,7 @@ watermark, so re-running on an unchanged ledger gives a byte-identical manifest 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -223,13 +224,15 @@ def export_period(
     with tempfile.TemporaryDirectory(prefix="sandboxer-export-") as tmp:
         # One row group at a time, ledger → FOCUS → files, summary and totals: memory holds a
         # row group or two, never the period.
-        with DataFileWriter(
-            Path(tmp), formats, arrow_schema(settings.focus_version), settings
-        ) as writer:
-            files = _read(ledger, [*selection.own, *selection.corrections], shas)
+        files = _read(ledger, [*selection.own, *selection.corrections], shas)
+        with (
+            DataFileWriter(
+                Path(tmp), formats, arrow_schema(settings.focus_version), settings
+            ) as writer,
             # A thread reads, hashes and parses the next ledger files while this one builds
-            # and writes FOCUS rows from the ones before.
-            tables = prefetch(iter_ledger_tables(files))
+            # and writes FOCUS rows from the ones before; closing stops it on an error too.
+            contextlib.closing(prefetch(iter_ledger_tables(files))) as tables,
+        ):
             for rows in rebatch(tables, settings.parquet_row_group_size):
                 focus = builder.build(rows)
                 writer.write(focus)

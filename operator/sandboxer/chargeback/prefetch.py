@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar, cast
 
 T = TypeVar("T")
@@ -21,7 +21,7 @@ class _Failed:
         self.error = error
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     """Yield `items` in order, at most `depth` of them produced ahead by a worker thread.
 
     An exception raised by `items` is raised here, at its place in the sequence. If the caller
