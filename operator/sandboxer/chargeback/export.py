@@ -247,6 +247,9 @@ def export_period(
                 "ledger hours are immutable (late usage must be a new revision)"
             )
         file_entries = _upload_data_files(store, data_prefix, Path(tmp), written)
+    # The allocator keeps freed row-group memory as the process's own; give it back before the
+    # chart (matplotlib's import and drawing would otherwise add to it: a higher peak RSS).
+    pa.default_memory_pool().release_unused()
     lines = summary.lines(settings.budget_allowances)
     summary_entries = _upload_summaries(store, summary_prefix, lines, p, settings)
 
