@@ -22,7 +22,7 @@ from sandboxer.chargeback.settings import ExportSettings
 
 FORMATS = {"parquet": "part-00000.parquet", "csv": "part-00000.csv.gz"}
 # Rows per CSV write: the text does not depend on it, the memory held while writing does.
-_CSV_BATCH_ROWS = 16_384
+_CSV_BATCH_ROWS = 4_096
 
 
 @dataclass(frozen=True, slots=True)
