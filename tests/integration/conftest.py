@@ -96,7 +96,7 @@ def kubectl_runner(kubeconfig: Path, cache: Path) -> Kubectl:
             str(kubeconfig),
             "--cache-dir",
             str(cache),
-            "--user",
+            "--context",  # the user's context: its namespace is the user's home namespace
             user,
             *args,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,

@@ -30,3 +30,18 @@ def compute_budget(name: str, users: list[str] | None = None, **spec: Any) -> di
         "metadata": {"name": name},
         "spec": {"subjects": subjects, **spec} if subjects else spec,
     }
+
+
+def busy_sandbox(name: str, utilization: int, cls: str = "h100", gpus: int = 1) -> str:
+    """An ExperimentSandbox whose simulated GPUs run at `utilization` percent."""
+    return json.dumps(
+        {
+            "apiVersion": "sandboxer.io/v1alpha1",
+            "kind": "ExperimentSandbox",
+            "metadata": {
+                "name": name,
+                "annotations": {"sim.sandboxer.io/gpu-utilization": str(utilization)},
+            },
+            "spec": {"class": cls, "gpus": gpus},
+        }
+    )

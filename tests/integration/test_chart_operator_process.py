@@ -80,7 +80,14 @@ async def chart_operator(
     cluster: DevCluster, tmp_path: Path
 ) -> AsyncIterator[tuple[dict[str, str], int, int, trustme.CA]]:
     """The operator process from the chart's managed-webhook render; (env, probe, webhook, CA)."""
-    pod, container = _container(template_text("--set", "webhook.managedByOperator=true"))
+    text = template_text("--set", "webhook.managedByOperator=true")
+    pod, container = _container(text)
+    # What `helm install` creates for the operator's service account: the embedded API
+    # evaluates RBAC, so the process runs with exactly the chart's roles.
+    await cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    for obj in objects(text):
+        if obj["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+            await cluster.apply(obj)
     env = _env(pod, container)
     probe, webhook = _free_port(), _free_port()
     args = [

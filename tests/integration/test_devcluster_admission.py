@@ -110,7 +110,7 @@ async def webhook() -> AsyncIterator[Webhook]:
 async def test_webhooks_see_the_user_and_mutate(kubectl: Kubectl, webhook: Webhook) -> None:
     await kubectl("apply", "-f", "-", input=webhook.configurations())
     await kubectl("apply", "-f", "-", input=SANDBOX, user="alice")
-    obj = (await kubectl("get", "esb", "nb", "-o", "json")).json()
+    obj = (await kubectl("get", "esb", "nb", "-n", "team-ml", "-o", "json")).json()
     assert obj["spec"]["owner"] == "alice"
     user = webhook.reviews[0]["request"]["userInfo"]
     assert user["username"] == "alice"
@@ -129,7 +129,7 @@ async def test_denial_returns_the_webhook_message(kubectl: Kubectl, webhook: Web
         'admission webhook "validate.sandboxer.io" denied the request: bob has no budget left'
         in out.stderr
     )
-    assert (await kubectl("get", "esb", "nb", check=False)).rc != 0
+    assert (await kubectl("get", "esb", "nb", "-n", "team-vision", check=False)).rc != 0
 
 
 async def test_failure_policy(kubectl: Kubectl, webhook: Webhook) -> None:

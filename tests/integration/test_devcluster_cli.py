@@ -50,9 +50,9 @@ async def test_sandboxer_dev_serves_nodes_and_prints_usage(tmp_path: Path) -> No
         assert out.decode().split() == [f"node/gpu-node-{i}" for i in range(3)]
 
         # The operator's webhooks stamp the owner; the agents publish one report per node.
-        assert await run_kubectl(config, tmp_path, "--user", "alice", "apply", "-f",
+        assert await run_kubectl(config, tmp_path, "--context", "alice", "apply", "-f",
                                  str(ROOT / "examples" / "sandbox.yaml"))  # fmt: skip
-        owner = await run_kubectl(config, tmp_path, "--user", "alice", "get", "esb",
+        owner = await run_kubectl(config, tmp_path, "--context", "alice", "get", "esb",
                                   "my-notebook", "-o", "jsonpath={.spec.owner}")  # fmt: skip
         assert owner == "alice"
         for i in range(3):

@@ -24,7 +24,8 @@ async def test_apply_and_get_yaml_show_server_metadata_and_defaults(kubectl: Kub
     out = await kubectl("apply", "-f", str(ROOT / "examples/sandbox.yaml"), user="alice")
     assert "experimentsandbox.sandboxer.io/my-notebook created" in out.stdout
 
-    obj = yaml.safe_load((await kubectl("get", "esb", "my-notebook", "-o", "yaml")).stdout)
+    got = await kubectl("get", "esb", "my-notebook", "-n", "team-ml", "-o", "yaml")
+    obj = yaml.safe_load(got.stdout)
     meta = obj["metadata"]
     assert meta["uid"]
     assert meta["creationTimestamp"].endswith("Z")
@@ -214,7 +215,7 @@ async def test_namespaces_must_exist(kubectl: Kubectl) -> None:
 async def test_get_watch_streams_table_rows(kubectl: Kubectl, kubeconfig: Path) -> None:
     await kubectl("apply", "-f", str(ROOT / "examples/class-h100.yaml"))
     proc = await asyncio.create_subprocess_exec(
-        str(kubectl_binary()), "--kubeconfig", str(kubeconfig), "get", "esb", "-w",
+        str(kubectl_binary()), "--kubeconfig", str(kubeconfig), "get", "esb", "-n", "team-ml", "-w",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None

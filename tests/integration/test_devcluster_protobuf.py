@@ -22,17 +22,17 @@ def comparable(obj: dict[str, Any]) -> Any:
     return json.loads(text.replace(obj["metadata"]["name"], "NAME"))
 
 
-async def test_alice_creates_a_namespace_secret_and_configmap_and_reads_them_back(
+async def test_typed_creates_of_a_namespace_secret_and_configmap_read_back(
     kubectl: Kubectl,
 ) -> None:
-    created = await kubectl("create", "namespace", "ml-scratch", user="alice")
+    created = await kubectl("create", "namespace", "ml-scratch")
     assert "namespace/ml-scratch created" in created.stdout
-    ns = (await kubectl("get", "namespace", "ml-scratch", "-o", "json", user="alice")).json()
+    ns = (await kubectl("get", "namespace", "ml-scratch", "-o", "json")).json()
     assert ns["metadata"]["name"] == "ml-scratch" and ns["metadata"]["uid"]
 
     await kubectl(
         "create", "secret", "generic", "hf-token", "-n", "ml-scratch",
-        "--from-literal=token=hf_abc", "--from-literal=empty=", user="alice",
+        "--from-literal=token=hf_abc", "--from-literal=empty=",
     )  # fmt: skip
     secret = (await kubectl("get", "secret", "hf-token", "-n", "ml-scratch", "-o", "json")).json()
     assert base64.b64decode(secret["data"]["token"]) == b"hf_abc"
@@ -40,7 +40,7 @@ async def test_alice_creates_a_namespace_secret_and_configmap_and_reads_them_bac
 
     await kubectl(
         "create", "configmap", "settings", "-n", "ml-scratch", "--from-literal=epochs=3",
-        "--from-literal=note=", user="alice",
+        "--from-literal=note=",
     )  # fmt: skip
     cm = (await kubectl("get", "cm", "settings", "-n", "ml-scratch", "-o", "json")).json()
     assert cm["data"] == {"epochs": "3", "note": ""}
@@ -50,7 +50,7 @@ async def test_alice_creates_a_namespace_secret_and_configmap_and_reads_them_bac
 async def test_a_protobuf_body_stores_what_the_same_object_as_json_stores(
     kubectl: Kubectl,
 ) -> None:
-    await kubectl("create", "namespace", "proto-ns", user="bob")
+    await kubectl("create", "namespace", "proto-ns")
     verbs = [
         ("secret", ["create", "secret", "docker-registry", "{}", "--docker-server=r.example",
                     "--docker-username=u", "--docker-password=p"]),
@@ -62,11 +62,11 @@ async def test_a_protobuf_body_stores_what_the_same_object_as_json_stores(
     ]  # fmt: skip
     for kind, args in verbs:
         via_protobuf = [a.format(f"{kind}-pb") for a in args]
-        await kubectl(*via_protobuf, "-n", "proto-ns", user="bob")
+        await kubectl(*via_protobuf, "-n", "proto-ns")
         # The same command's object, sent as JSON through `create -f`.
         dumped = await kubectl(*[a.format(f"{kind}-js") for a in args], "-n", "proto-ns",
-                               "--dry-run=client", "-o", "json", user="bob")  # fmt: skip
-        await kubectl("create", "-f", "-", "-n", "proto-ns", input=dumped.stdout, user="bob")
+                               "--dry-run=client", "-o", "json")  # fmt: skip
+        await kubectl("create", "-f", "-", "-n", "proto-ns", input=dumped.stdout)
         pb, js = [
             (await kubectl("get", kind, f"{kind}-{via}", "-n", "proto-ns", "-o", "json")).json()
             for via in ("pb", "js")
@@ -97,7 +97,7 @@ async def test_refusals_are_the_ones_kube_apiserver_gives(devcluster: DevCluster
         ("POST", "/api/v1/namespaces", MAGIC + b"\xff\xff", 400, "BadRequest"),
         ("POST", "/api/v1/namespaces", envelope("v1", "NoSuchKind", b""), 400, "BadRequest"),
     ]  # fmt: skip
-    async with devcluster.session("alice") as http:
+    async with devcluster.session("admin") as http:
         for method, path, body, code, reason in cases:
             async with http.request(
                 method, path, data=body, headers={"Content-Type": PROTOBUF}

@@ -13,19 +13,20 @@ from typing import Any
 
 import aiohttp
 
+from sandboxer.devcluster.auth import AGENT_USER, SERVICE_ACCOUNT_GROUPS
 from sandboxer.metering.podresources.fake_kubelet import FakeKubelet
 from sandboxer.metering.podresources.model import pods_from_map
 from sandboxer.metering.simulated import make_gpus
 from tests.integration.metering_api import report, reports_cluster
 
-AGENT = "system:serviceaccount:sandboxer:agent"
+AGENT = AGENT_USER  # the chart's agent service account, bound to the chart's agent role
 
 
 async def test_agent_command_publishes_and_serves_metrics(
     tmp_path: Path, unused_tcp_port: int, repo_root: Path
 ) -> None:
     async with reports_cluster() as cluster:
-        token = cluster.add_user(AGENT, ("system:serviceaccounts", "system:authenticated"))
+        token = cluster.add_user(AGENT, (*SERVICE_ACCOUNT_GROUPS, "system:authenticated"))
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", user=AGENT)
         status, metrics, healthz, stderr = await _run_agent(
             lambda: (report(cluster, "cli-node") or {}).get("status", {}),

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.manifests import compute_budget
+from tests.integration.manifests import busy_sandbox, compute_budget
 from tests.integration.test_playground_users_operator import (
     Operator,
     ctl,
@@ -45,14 +45,7 @@ SMALL = json.dumps(
 
 
 def sandbox(name: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ExperimentSandbox",
-            "metadata": {"name": name, "annotations": {"sim.sandboxer.io/gpu-utilization": "90"}},
-            "spec": {"class": "h100", "gpus": 1},
-        }
-    )
+    return busy_sandbox(name, 90)
 
 
 async def alice_in_small(config: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import Kubectl
-from tests.integration.manifests import compute_budget, sandbox_class
+from tests.integration.manifests import busy_sandbox, compute_budget, sandbox_class
 
 pytestmark = pytest.mark.slow  # a whole playground or benchmark run each
 
@@ -32,17 +32,7 @@ QUICK_CLASS = quick_class(AFTER, WARN_BEFORE)
 
 
 def sandbox(name: str, utilization: int, cls: str = "quick", gpus: int = 1) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ExperimentSandbox",
-            "metadata": {
-                "name": name,
-                "annotations": {"sim.sandboxer.io/gpu-utilization": str(utilization)},
-            },
-            "spec": {"class": cls, "gpus": gpus},
-        }
-    )
+    return busy_sandbox(name, utilization, cls, gpus)
 
 
 async def get(kubectl: Kubectl, *what: str, user: str = "alice") -> Any:
@@ -58,7 +48,9 @@ def at(stamp: str) -> datetime:
 
 
 async def events(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
-    listed = await get(kubectl, "events", "--field-selector", f"involvedObject.name={name}")
+    """Events about alice's sandbox, read by admin: the chart's sandboxer-user grants no Events."""
+    about = ("--field-selector", f"involvedObject.name={name}")
+    listed = await get(kubectl, "events", *about, "-n", "team-ml", user="admin")
     return sorted(listed["items"], key=lambda e: e.get("lastTimestamp") or "")
 
 
@@ -96,12 +88,12 @@ async def test_idle_sandbox_is_warned_then_reclaimed_busy_one_stays_resume_reset
     # `sandboxer resume` (the same merge patch as kubectl's) as alice.
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sandboxer.cli", "resume", "idle",
-        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice", "-n", "default",
+        "--kubeconfig", str(playground.kubeconfig_path), "--context", "alice", "-n", "team-ml",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     said = (await proc.communicate())[0].decode()
     assert proc.returncode == 0, said
-    assert "Resumed default/idle" in said
+    assert "Resumed team-ml/idle" in said
     await wait(kubectl, "--for=condition=Ready", "esb/idle")
     resumed = await get(kubectl, "esb", "idle")
     assert resumed["status"].get("suspendedReason") is None

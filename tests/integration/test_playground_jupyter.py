@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ import pytest
 
 from sandboxer.devcluster.playground import Playground
 from tests.integration.conftest import ROOT, Kubectl, kubectl_runner
-from tests.integration.manifests import sandbox_class
+from tests.integration.manifests import busy_sandbox, sandbox_class
 
 pytestmark = pytest.mark.slow  # a playground with real Jupyter Servers
 
+TEAM = "team-ml"  # alice's context's namespace
 AFTER, WARN = 12, 4  # seconds of the class's idle window and warning
 CLASS = sandbox_class(
     "jq", idle={"after": f"{AFTER}s", "warnBefore": f"{WARN}s", "useJupyterActivity": True}
@@ -34,14 +34,7 @@ CLASS = sandbox_class(
 
 
 def sandbox(name: str, gpus: int) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ExperimentSandbox",
-            "metadata": {"name": name, "annotations": {"sim.sandboxer.io/gpu-utilization": "0"}},
-            "spec": {"class": "jq", "gpus": gpus},
-        }
-    )
+    return busy_sandbox(name, 0, "jq", gpus)  # a GPU at 0 %: a CUDA context, no work
 
 
 @pytest.fixture
@@ -59,10 +52,10 @@ async def get(kubectl: Kubectl, *what: str, user: str = "alice") -> Any:
 
 
 async def notebook(kubectl: Kubectl, name: str) -> tuple[str, str]:
-    """The notebook's address (its pod's IP) and token (read as admin: alice's role has no
-    Secret access)."""
-    pod = await get(kubectl, "pod", f"{name}-0")
-    secret = await get(kubectl, "secret", f"{name}-token", user="admin")
+    """The notebook's address (its pod's IP) and token, read as admin: alice's role grants
+    sandboxes only, no pods or Secrets."""
+    pod = await get(kubectl, "pod", f"{name}-0", "-n", TEAM, user="admin")
+    secret = await get(kubectl, "secret", f"{name}-token", "-n", TEAM, user="admin")
     token = base64.b64decode(secret["data"]["token"]).decode()
     return f"http://{pod['status']['podIP']}:8888", token
 
@@ -82,7 +75,15 @@ async def answering(http: aiohttp.ClientSession, url: str, token: str) -> None:
 
 
 async def reclaimed_message(kubectl: Kubectl, name: str) -> str:
-    listed = await get(kubectl, "events", "--field-selector", f"involvedObject.name={name}")
+    listed = await get(
+        kubectl,
+        "events",
+        "-n",
+        TEAM,
+        "--field-selector",
+        f"involvedObject.name={name}",
+        user="admin",
+    )
     found = [e["message"] for e in listed["items"] if e["reason"] == "IdleReclaimed"]
     assert found, [e["reason"] for e in listed["items"]]
     return str(found[-1])
@@ -134,6 +135,6 @@ async def test_a_user_working_in_jupyter_keeps_a_quiet_gpu_notebook(
                   f"--timeout={AFTER + 40}s", user="alice")  # fmt: skip
     # Suspended notebooks have no Jupyter Server running any more.
     await kubectl("wait", "--for=delete", "pod/typing-0", "pod/quiet-0", "pod/nogpu-0",
-                  "--timeout=30s", user="alice")  # fmt: skip
+                  "-n", TEAM, "--timeout=30s", user="admin")  # fmt: skip
     assert playground.cluster.notebooks is not None
     assert playground.cluster.notebooks.addresses == {}

@@ -30,17 +30,28 @@ def manifest(name: str, gpus: int, annotations: dict[str, str] | None = None) ->
     )
 
 
+TEAM = "team-ml"  # alice's namespace
+# The chart's sandboxer-user role grants sandboxes only: a sandbox's children (StatefulSet, pod,
+# Service, Secret, claim, NetworkPolicy) are read here as admin, in alice's namespace.
+AS_ADMIN = ("-n", TEAM)
+
+
 async def get(kubectl: Kubectl, *what: str, user: str = "alice") -> Any:
     return (await kubectl("get", *what, "-o", "json", user=user)).json()
 
 
+async def child(kubectl: Kubectl, *what: str) -> Any:
+    return await get(kubectl, *what, *AS_ADMIN, user="admin")
+
+
 async def names(kubectl: Kubectl, kind: str) -> list[str]:
-    listed = await get(kubectl, kind, "-l", "sandboxer.io/sandbox=my-notebook")
+    listed = await child(kubectl, kind, "-l", "sandboxer.io/sandbox=my-notebook")
     return [item["metadata"]["name"] for item in listed["items"]]
 
 
-async def wait(kubectl: Kubectl, *args: str, within: int = 30) -> Result:
-    return await kubectl("wait", *args, f"--timeout={within}s", user="alice")
+async def wait(kubectl: Kubectl, *args: str, within: int = 30, user: str = "alice") -> Result:
+    where = AS_ADMIN if user == "admin" else ()
+    return await kubectl("wait", *args, *where, f"--timeout={within}s", user=user)
 
 
 async def test_alice_applies_waits_suspends_resumes_and_deletes(pg_kubectl: Kubectl) -> None:
@@ -51,7 +62,7 @@ async def test_alice_applies_waits_suspends_resumes_and_deletes(pg_kubectl: Kube
 
     esb = await get(kubectl, "esb", "my-notebook")
     assert esb["spec"]["owner"] == "alice"  # stamped by the mutating webhook
-    sts = await get(kubectl, "sts", "my-notebook")
+    sts = await child(kubectl, "sts", "my-notebook")
     container = sts["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     security = container["securityContext"]
@@ -64,39 +75,45 @@ async def test_alice_applies_waits_suspends_resumes_and_deletes(pg_kubectl: Kube
     for kind in ("svc", "secret", "pvc", "netpol"):
         assert await names(kubectl, kind), f"no {kind} for my-notebook"
     assert await names(kubectl, "pods") == ["my-notebook-0"]
-    pvc_uid = (await get(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"]
+    pvc_uid = (await child(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"]
 
-    # bob cannot take the sandbox over.
-    refused = await kubectl(
-        "patch", "esb", "my-notebook", "--type", "merge", "-p", '{"spec":{"owner":"bob"}}',
-        user="bob", check=False,
-    )  # fmt: skip
+    # carol, her teammate, cannot take the sandbox over (the webhook); bob, of another team,
+    # cannot even reach it (RBAC).
+    take_over = ("patch", "esb", "my-notebook", "--type", "merge", "-p")
+    refused = await kubectl(*take_over, '{"spec":{"owner":"carol"}}', user="carol", check=False)
     assert refused.rc != 0
     assert "denied the request" in refused.stderr
-    assert "belongs to 'alice'" in refused.stderr and "you are bob" in refused.stderr
+    assert "belongs to 'alice'" in refused.stderr and "you are carol" in refused.stderr
+    outside = await kubectl(
+        *take_over, '{"spec":{"owner":"bob"}}', "-n", TEAM, user="bob", check=False
+    )
+    assert outside.rc != 0
+    assert 'User "bob" cannot get resource "experimentsandboxes"' in outside.stderr
     assert (await get(kubectl, "esb", "my-notebook"))["spec"]["owner"] == "alice"
 
     # Suspend: the pod goes, the workspace stays.
     suspend = '{"spec":{"suspend":true}}'
     await kubectl("patch", "esb", "my-notebook", "--type", "merge", "-p", suspend, user="alice")
     await wait(kubectl, "--for=condition=Suspended", "esb/my-notebook")
-    await wait(kubectl, "--for=delete", "pod/my-notebook-0")
-    assert (await get(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"] == pvc_uid
+    await wait(kubectl, "--for=delete", "pod/my-notebook-0", user="admin")
+    assert (await child(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"] == pvc_uid
 
     # Resume: the same claim comes back mounted.
     resume = '{"spec":{"suspend":false}}'
     await kubectl("patch", "esb", "my-notebook", "--type", "merge", "-p", resume, user="alice")
     await wait(kubectl, "--for=condition=Ready", "esb/my-notebook")
-    pod = await get(kubectl, "pod", "my-notebook-0")
+    pod = await child(kubectl, "pod", "my-notebook-0")
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
               if "persistentVolumeClaim" in v]  # fmt: skip
     assert claims == ["my-notebook-workspace"]
-    assert (await get(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"] == pvc_uid
+    assert (await child(kubectl, "pvc", "my-notebook-workspace"))["metadata"]["uid"] == pvc_uid
 
     # Delete cascades to every child through owner references.
     await kubectl("delete", "esb", "my-notebook", "--wait=true", user="alice")
     for kind in ("sts", "svc", "secret", "pvc", "netpol", "pods"):
-        await wait(kubectl, "--for=delete", kind, "-l", "sandboxer.io/sandbox=my-notebook")
+        await wait(
+            kubectl, "--for=delete", kind, "-l", "sandboxer.io/sandbox=my-notebook", user="admin"
+        )
         assert await names(kubectl, kind) == [], kind
 
 
@@ -127,9 +144,9 @@ async def test_more_gpus_than_any_node_keeps_the_pod_pending(pg_kubectl: Kubectl
     await pg_kubectl("apply", "-f", "-", user="alice", input=manifest("huge", 8))
     # The operator creates the StatefulSet, then its controller the pod: `wait --for=condition`
     # on a pod that does not exist yet fails at once, so wait for the pod to exist first.
-    await wait(pg_kubectl, "--for=create", "pod/huge-0")
-    await wait(pg_kubectl, "--for=condition=PodScheduled=False", "pod/huge-0")
-    pod = await get(pg_kubectl, "pod", "huge-0")
+    await wait(pg_kubectl, "--for=create", "pod/huge-0", user="admin")
+    await wait(pg_kubectl, "--for=condition=PodScheduled=False", "pod/huge-0", user="admin")
+    pod = await child(pg_kubectl, "pod", "huge-0")
     assert pod["status"]["phase"] == "Pending"
     (scheduled,) = pod["status"]["conditions"]
     assert scheduled["reason"] == "Unschedulable"
@@ -152,7 +169,7 @@ async def test_agent_reports_count_busy_time_from_the_annotation(
     busy = manifest("busy", 1, {"sim.sandboxer.io/gpu-utilization": "80"})
     await pg_kubectl("apply", "-f", "-", user="alice", input=busy)
     await wait(pg_kubectl, "--for=condition=Ready", "esb/busy")
-    pod = await get(pg_kubectl, "pod", "busy-0")
+    pod = await child(pg_kubectl, "pod", "busy-0")
     node, uid = pod["spec"]["nodeName"], pod["metadata"]["uid"]
     (allocation,) = playground.cluster.allocations(node).values()
     ((_, (device,)),) = allocation.devices

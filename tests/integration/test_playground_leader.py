@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.manifests import compute_budget
+from tests.integration.manifests import busy_sandbox, compute_budget
 from tests.integration.test_playground_users_operator import (
     Operator,
     ctl,
@@ -41,18 +41,11 @@ def free_port() -> int:
 
 
 def sandbox(name: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "sandboxer.io/v1alpha1",
-            "kind": "ExperimentSandbox",
-            "metadata": {"name": name, "annotations": {"sim.sandboxer.io/gpu-utilization": "80"}},
-            "spec": {"class": "h100", "gpus": 1},
-        }
-    )
+    return busy_sandbox(name, 80)
 
 
 async def lease(config: Path) -> dict[str, Any]:
-    found = await ctl(config, "admin", "get", "lease", "sandboxer-operator", "-n", "default",
+    found = await ctl(config, "admin", "get", "lease", "sandboxer-operator", "-n", "sandboxer",
                       "-o", "json", check=False)  # fmt: skip
     return found.json() if found.rc == 0 else {}
 

@@ -17,6 +17,8 @@ from tests.integration.manifests import sandbox_class
 from tests.integration.test_playground_idle_budget import at, events, get, wait
 
 pytestmark = pytest.mark.slow  # a whole playground run
+# alice's namespace, where admin reads her pods and claims (sandboxer-user grants neither).
+IN_TEAM = ("-n", "team-ml")
 
 TIMEOUT = 15  # seconds: long enough for a healthy notebook to get Ready on a busy machine
 
@@ -53,12 +55,12 @@ async def test_a_crash_looping_sandbox_is_suspended_as_start_failed_a_healthy_on
 
     # The kubelet's view, as on a real node: bound, GPUs held, the container never ready.
     await wait(kubectl, "--for=jsonpath={.status.containerStatuses[0].restartCount}=2",
-               "pod/crashy-0", user="admin")  # fmt: skip
-    pod = await get(kubectl, "pod", "crashy-0", user="admin")
+               "pod/crashy-0", *IN_TEAM, user="admin")  # fmt: skip
+    pod = await get(kubectl, "pod", "crashy-0", *IN_TEAM, user="admin")
     [cs] = pod["status"]["containerStatuses"]
     assert (pod["status"]["phase"], cs["ready"]) == ("Running", False)
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-    pulling = await get(kubectl, "pod", "pully-0", user="admin")
+    pulling = await get(kubectl, "pod", "pully-0", *IN_TEAM, user="admin")
     assert pulling["spec"]["nodeName"]
     assert pulling["status"]["phase"] == "Pending"
     assert pulling["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == (
@@ -88,8 +90,8 @@ async def test_a_crash_looping_sandbox_is_suspended_as_start_failed_a_healthy_on
     pully = await get(kubectl, "esb", "pully")
     assert "container notebook: ImagePullBackOff" in condition(pully, "Started")["message"]
     # Suspended like any other: the pod goes, its GPUs with it; the workspace stays.
-    await wait(kubectl, "--for=delete", "pod/crashy-0", user="admin")
-    await get(kubectl, "pvc", "crashy-workspace", user="admin")
+    await wait(kubectl, "--for=delete", "pod/crashy-0", *IN_TEAM, user="admin")
+    await get(kubectl, "pvc", "crashy-workspace", *IN_TEAM, user="admin")
 
     fine = await get(kubectl, "esb", "fine")
     assert fine["spec"].get("suspend") is False

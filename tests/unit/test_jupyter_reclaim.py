@@ -13,7 +13,7 @@ from sandboxer.api.sandbox import ExperimentSandboxSpec
 from sandboxer.api.sandboxclass import SandboxClassSpec
 from sandboxer.loop.snapshot import JupyterReading, SandboxView, Snapshot
 from tests.unit.test_accounting_loop import CLASS, T0, World
-from tests.unit.test_replay import run_cli
+from tests.unit.test_replay import POLICY, run_cli
 
 JUPYTER_CLASS = SandboxClassSpec.model_validate(
     {**CLASS.dump(), "idle": {"after": "10m", "warnBefore": "2m", "useJupyterActivity": True}}
@@ -72,15 +72,7 @@ def test_jupyter_activity_alone_keeps_then_reclaims_a_gpu_less_sandbox(tmp_path:
     assert world.now - T0 > timedelta(minutes=30)
 
 
-JUPYTER_POLICY = """\
-apiVersion: sandboxer.io/v1alpha1
-kind: SandboxClass
-metadata: {name: h100}
-spec:
-  image: nb:1
-  gpu: {model: H100}
-  idle: {after: 10m, warnBefore: 2m, useJupyterActivity: true}
-"""
+JUPYTER_POLICY = POLICY.replace("threshold: 5}", "threshold: 5, useJupyterActivity: true}")
 
 
 def test_the_replay_reads_the_recorded_jupyter_activity(
@@ -99,6 +91,7 @@ def test_the_replay_reads_the_recorded_jupyter_activity(
         world.step(30)
     for _ in range(10):
         world.step(30)
+    assert "useJupyterActivity" in JUPYTER_POLICY
     policy = tmp_path / "h100.yaml"
     policy.write_text(JUPYTER_POLICY)
     args = ["--ledger", str(tmp_path / "ledger"), "--idle-policy", str(policy)]

@@ -181,8 +181,8 @@ def test_service_and_network_policy() -> None:
     netpol = build_network_policy(make_sandbox(), ["ingress-nginx", "gateway"])
     assert netpol["spec"]["policyTypes"] == ["Ingress"]
     peers = netpol["spec"]["ingress"][0]["from"]
+    # No podSelector peer: neighbours' pods in the namespace are not admitted (issue 17.6).
     assert peers == [
-        {"podSelector": {}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}}},
     ]

@@ -7,6 +7,7 @@ watermark, so re-running on an unchanged ledger gives a byte-identical manifest 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -18,14 +19,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sandboxer.chargeback.focus_table import build_focus_table
-from sandboxer.chargeback.ledger_table import read_ledger_table
+from sandboxer.chargeback.focus_spec import arrow_schema
+from sandboxer.chargeback.focus_table import FocusBuilder
+from sandboxer.chargeback.ledger_table import iter_ledger_tables, rebatch
 from sandboxer.chargeback.manifest import build_manifest, manifest_key
 from sandboxer.chargeback.periods import BillingPeriod, parse_period
+from sandboxer.chargeback.prefetch import prefetch
 from sandboxer.chargeback.settings import ExportSettings
 from sandboxer.chargeback.state import ExportState, load_states, state_key
-from sandboxer.chargeback.summary import summarize, summary_csv, summary_png
-from sandboxer.chargeback.writers import FORMATS, write_formats
+from sandboxer.chargeback.summary import SummaryAccumulator, SummaryLine, summary_csv, summary_png
+from sandboxer.chargeback.writers import FORMATS, DataFileWriter, WrittenFile
 from sandboxer.ledger.store import HourFile, LedgerStore
 from sandboxer.storage import BlobStore, open_blobstore
 
@@ -114,40 +117,57 @@ def _read(ledger: LedgerStore, files: Iterable[HourFile], shas: dict[str, str]) 
         yield data
 
 
-def _totals(focus: pa.Table) -> dict[str, Any]:
-    by_currency = focus.group_by("BillingCurrency").aggregate([("BilledCost", "sum")])
-    billed = {
-        r["BillingCurrency"]: round(r["BilledCost_sum"], 6)
-        for r in sorted(by_currency.to_pylist(), key=lambda r: str(r["BillingCurrency"]))
-    }
-    corrections = pc.sum(pc.is_valid(focus["ChargeClass"]).cast(pa.int64())).as_py() or 0
-    gpu_hours = pc.sum(focus["PricingQuantity"]).as_py() or 0.0
-    return {
-        "rows": focus.num_rows,
-        "correctionRows": corrections,
-        "billedCost": billed,
-        "pricingQuantityGpuHours": round(gpu_hours, 6),
-    }
+class _Totals:
+    """The manifest's totals, added up batch by batch."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.corrections = 0
+        self.gpu_hours = 0.0
+        self.billed: dict[str, float] = {}
+
+    def add(self, focus: pa.Table) -> None:
+        self.rows += focus.num_rows
+        self.corrections += pc.sum(pc.is_valid(focus["ChargeClass"]).cast(pa.int64())).as_py() or 0
+        self.gpu_hours += pc.sum(focus["PricingQuantity"]).as_py() or 0.0
+        by_currency = focus.group_by("BillingCurrency", use_threads=False).aggregate(
+            [("BilledCost", "sum")]
+        )
+        for row in by_currency.to_pylist():
+            currency = row["BillingCurrency"]
+            self.billed[currency] = self.billed.get(currency, 0.0) + row["BilledCost_sum"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "correctionRows": self.corrections,
+            "billedCost": {
+                c: round(v, 6) for c, v in sorted(self.billed.items(), key=lambda i: str(i[0]))
+            },
+            "pricingQuantityGpuHours": round(self.gpu_hours, 6),
+        }
 
 
 def _upload_data_files(
-    store: BlobStore, prefix: str, focus: pa.Table, formats: set[str], settings: ExportSettings
+    store: BlobStore, prefix: str, folder: Path, written: list[WrittenFile]
 ) -> list[dict[str, Any]]:
     entries = []
-    with tempfile.TemporaryDirectory(prefix="sandboxer-export-") as tmp:
-        for written in write_formats(focus, Path(tmp), formats, settings):
-            store.put_file(prefix + written.name, Path(tmp) / written.name)
-            entries.append(
-                {"key": prefix + written.name, "format": written.format,
-                 "rows": written.rows, "bytes": written.bytes, "sha256": written.sha256}
-            )  # fmt: skip
+    for file in written:
+        store.put_file(prefix + file.name, folder / file.name)
+        entries.append(
+            {"key": prefix + file.name, "format": file.format,
+             "rows": file.rows, "bytes": file.bytes, "sha256": file.sha256}
+        )  # fmt: skip
     return entries
 
 
 def _upload_summaries(
-    store: BlobStore, prefix: str, focus: pa.Table, period: BillingPeriod, settings: ExportSettings
+    store: BlobStore,
+    prefix: str,
+    lines: list[SummaryLine],
+    period: BillingPeriod,
+    settings: ExportSettings,
 ) -> list[dict[str, Any]]:
-    lines = summarize(focus, settings.budget_allowances)
     summaries = {"summary.csv": summary_csv(lines)}
     if settings.summary_chart:
         summaries["summary.png"] = summary_png(lines, period.label)
@@ -194,22 +214,44 @@ def export_period(
     states = load_states(store)
     selection = _select(p, ledger.list_hours(), states, closing)
     shas: dict[str, str] = {}
-    table = read_ledger_table(_read(ledger, [*selection.own, *selection.corrections], shas))
-    changed = sorted(k for k, sha in selection.frozen.items() if shas.get(k) != sha)
-    if changed:
-        raise ExportError(
-            f"ledger files {changed[:3]} changed after they were exported in closed periods; "
-            "ledger hours are immutable (late usage must be a new revision)"
-        )
-    focus = build_focus_table(table, p, settings)
-    totals = _totals(focus)
-
+    builder = FocusBuilder(p, settings)
+    summary = SummaryAccumulator()
+    totals = _Totals()
     # data/ holds FOCUS files only, so a crawler or `read_parquet('data/**/*.parquet')` sees one
     # table; the finance summary sits beside it under the same partition name.
     data_prefix = f"data/{p.partition}/"
     summary_prefix = f"summary/{p.partition}/"
-    file_entries = _upload_data_files(store, data_prefix, focus, formats, settings)
-    summary_entries = _upload_summaries(store, summary_prefix, focus, p, settings)
+    with tempfile.TemporaryDirectory(prefix="sandboxer-export-") as tmp:
+        # One row group at a time, ledger → FOCUS → files, summary and totals: memory holds a
+        # row group or two, never the period.
+        files = _read(ledger, [*selection.own, *selection.corrections], shas)
+        with (
+            DataFileWriter(
+                Path(tmp), formats, arrow_schema(settings.focus_version), settings
+            ) as writer,
+            # A thread reads, hashes and parses the next ledger files while this one builds
+            # and writes FOCUS rows from the ones before; closing stops it on an error too.
+            contextlib.closing(prefetch(iter_ledger_tables(files))) as tables,
+        ):
+            for rows in rebatch(tables, settings.parquet_row_group_size):
+                focus = builder.build(rows)
+                writer.write(focus)
+                summary.add(focus)
+                totals.add(focus)
+                del rows, focus  # before the next row group is assembled
+            written = writer.close()
+        changed = sorted(k for k, sha in selection.frozen.items() if shas.get(k) != sha)
+        if changed:
+            raise ExportError(
+                f"ledger files {changed[:3]} changed after they were exported in closed periods; "
+                "ledger hours are immutable (late usage must be a new revision)"
+            )
+        file_entries = _upload_data_files(store, data_prefix, Path(tmp), written)
+    # The allocator keeps freed row-group memory as the process's own; give it back before the
+    # chart (matplotlib's import and drawing would otherwise add to it: a higher peak RSS).
+    pa.default_memory_pool().release_unused()
+    lines = summary.lines(settings.budget_allowances)
+    summary_entries = _upload_summaries(store, summary_prefix, lines, p, settings)
 
     own_keys = {e.key for e in selection.own}
     state = ExportState(
@@ -227,7 +269,7 @@ def export_period(
         watermark=watermark,
         files=file_entries,
         summary_files=summary_entries,
-        totals=totals,
+        totals=totals.to_dict(),
     )
     store.put_bytes(manifest_key(p.label), manifest)  # last: the period is now complete
     keep = {e["key"] for e in (*file_entries, *summary_entries)}
@@ -239,10 +281,10 @@ def export_period(
     return ExportResult(
         period=p.label,
         closed=selection.closed,
-        rows=totals["rows"],
-        correction_rows=totals["correctionRows"],
-        gpu_hours=totals["pricingQuantityGpuHours"],
-        billed_cost=totals["billedCost"],
+        rows=totals.rows,
+        correction_rows=totals.corrections,
+        gpu_hours=round(totals.gpu_hours, 6),
+        billed_cost=totals.to_dict()["billedCost"],
         files=tuple(sorted(keep)),
         manifest_key=manifest_key(p.label),
         sink_url=store.url,

@@ -7,6 +7,7 @@ billing period being exported are late usage of a closed period: ChargeClass=Cor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import pyarrow as pa
@@ -23,10 +24,6 @@ _TAG_FIELDS = ("owner", "team", "cost_center", "sandbox_class", "namespace")
 _TAG_NAMES = ("owner", "team", "cost-center", "class", "namespace")
 
 
-def _const(value: object, type_: pa.DataType, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, type_), n)
-
-
 def _tags(ledger: pa.Table) -> pa.Array:
     """JSON objects built once per distinct (owner, team, ...) combination, then fanned out."""
     key = pc.binary_join_element_wise(
@@ -41,11 +38,51 @@ def _tags(ledger: pa.Table) -> pa.Array:
     return pc.take(pa.array(objects, pa.string()), encoded.indices)
 
 
+# Constant columns are this many rows of one array, repeated: a multiple of the Parquet writer's
+# write batch (1,024 rows), so its pages, dictionaries and statistics come out as for one chunk.
+_CONST_CHUNK = 16_384
+
+
+class FocusBuilder:
+    """Builds FOCUS tables for one period batch by batch (see `build_focus_table`).
+
+    A constant column is one `_CONST_CHUNK`-row array, built once per export and repeated as
+    the chunks of the column, so it costs no memory per row.
+    """
+
+    def __init__(self, period: BillingPeriod, settings: ExportSettings) -> None:
+        self.period = period
+        self.settings = settings
+        self._constants: dict[tuple[object, pa.DataType], pa.Array] = {}
+
+    def _const(self, value: object, type_: pa.DataType, n: int) -> pa.ChunkedArray:
+        chunk = self._constants.get((value, type_))
+        if chunk is None:
+            chunk = self._constants[(value, type_)] = pa.repeat(
+                pa.scalar(value, type_), _CONST_CHUNK
+            )
+        whole, rest = divmod(n, _CONST_CHUNK)
+        chunks = [chunk] * whole + ([chunk.slice(0, rest)] if rest else [])
+        return pa.chunked_array(chunks, type=type_)
+
+    def build(self, ledger: pa.Table) -> pa.Table:
+        return _build(ledger, self.period, self.settings, self._const)
+
+
 def build_focus_table(
     ledger: pa.Table, period: BillingPeriod, settings: ExportSettings
 ) -> pa.Table:
+    """One FOCUS row per ledger row, in the ledger's order."""
+    return FocusBuilder(period, settings).build(ledger)
+
+
+def _build(
+    ledger: pa.Table,
+    period: BillingPeriod,
+    s: ExportSettings,
+    _const: Callable[[object, pa.DataType, int], pa.ChunkedArray],
+) -> pa.Table:
     n = ledger.num_rows
-    s = settings
     hour = pc.cast(ledger["hour"], _MS)
     alloc = ledger["allocated_gpu_hours"]
     busy = ledger["busy_gpu_hours"]

@@ -7,7 +7,7 @@ Unknown keys are ignored, so a newer ledger with extra fields still exports.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.json as pa_json
@@ -42,7 +42,8 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 
-_BATCH_BYTES = 64 << 20  # parse in ~64 MiB batches: few reader calls, bounded extra memory
+# Parse in ~4 MiB batches: little text held at once, and still few reader calls.
+BATCH_BYTES = 4 << 20
 _PARSE = pa_json.ParseOptions(explicit_schema=LEDGER_SCHEMA, unexpected_field_behavior="ignore")
 
 
@@ -51,9 +52,12 @@ def _parse(buffer: list[bytes]) -> pa.Table:
     return table.select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
 
 
-def read_ledger_table(files: Iterable[bytes]) -> pa.Table:
-    """Concatenate ledger files, keeping their order (and the rows' order inside each)."""
-    tables: list[pa.Table] = []
+def iter_ledger_tables(
+    files: Iterable[bytes], batch_bytes: int | None = None
+) -> Iterator[pa.Table]:
+    """Parse ledger files in batches of about `batch_bytes` (default `BATCH_BYTES`), keeping
+    their order (and the rows' order inside each); yields no table for no rows."""
+    batch_bytes = batch_bytes or BATCH_BYTES
     buffer: list[bytes] = []
     size = 0
     for data in files:
@@ -61,11 +65,50 @@ def read_ledger_table(files: Iterable[bytes]) -> pa.Table:
             continue
         buffer.append(data if data.endswith(b"\n") else data + b"\n")
         size += len(data)
-        if size >= _BATCH_BYTES:
-            tables.append(_parse(buffer))
+        if size >= batch_bytes:
+            yield _parse(buffer)
             buffer, size = [], 0
     if buffer:
-        tables.append(_parse(buffer))
+        yield _parse(buffer)
+
+
+def rebatch(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The same rows in tables of exactly `rows` rows (the last one may be shorter), each column
+    one contiguous chunk, as slices of one whole-period table would be."""
+    pending: list[pa.Table] = []
+    count = 0
+    for table in tables:
+        pending.append(table)
+        count += table.num_rows
+        del table
+        while count >= rows:
+            joined = pa.concat_tables(pending)
+            pending = [joined.slice(rows)]
+            count = pending[0].num_rows
+            head = [joined.slice(0, rows)]
+            del joined  # so that _contiguous frees each column's pieces once it has copied them
+            head = [_contiguous(head.pop())]
+            yield head.pop()  # nothing here holds it, nor the pieces it was cut from
+    if count:
+        last = pa.concat_tables(pending)
+        pending.clear()
+        yield _contiguous(last)
+
+
+def _contiguous(table: pa.Table) -> pa.Table:
+    """`table` with one chunk per column, copying one column at a time: the caller passes the
+    only reference, so each column's pieces are freed as soon as its copy is made."""
+    schema = table.schema
+    columns = []
+    while table.num_columns:
+        columns.append(table.column(0).combine_chunks())
+        table = table.remove_column(0)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def read_ledger_table(files: Iterable[bytes]) -> pa.Table:
+    """Concatenate ledger files, keeping their order (and the rows' order inside each)."""
+    tables = list(iter_ledger_tables(files))
     if not tables:
         return LEDGER_SCHEMA.empty_table()
     return pa.concat_tables(tables).combine_chunks()

@@ -35,27 +35,59 @@ class SummaryLine:
         return self.gpu_hours / self.allowance if self.allowance else None
 
 
-def summarize(focus: pa.Table, allowances: dict[str, float]) -> list[SummaryLine]:
-    lines = []
-    for scope, column in _KEYS.items():
-        grouped = focus.group_by([column, "BillingCurrency", "x_Budget"]).aggregate(
-            [("PricingQuantity", "sum"), ("x_BusyGpuHours", "sum"), ("BilledCost", "sum")]
-        )
-        for row in grouped.to_pylist():
-            budget = row["x_Budget"]
-            lines.append(
-                SummaryLine(
-                    scope=scope,
-                    name=row[column],
-                    currency=row["BillingCurrency"],
-                    budget=budget,
-                    gpu_hours=row["PricingQuantity_sum"],
-                    busy_gpu_hours=row["x_BusyGpuHours_sum"],
-                    cost=row["BilledCost_sum"],
-                    allowance=allowances.get(budget) if budget else None,
+_SUMS = ("PricingQuantity", "x_BusyGpuHours", "BilledCost")
+
+
+class SummaryAccumulator:
+    """Per-team and per-person sums, added up batch by batch as the FOCUS rows stream past.
+
+    Each scope keeps one small table of partial sums per (name, currency, budget), merged with
+    every batch's group sums; memory depends on the number of groups, not of rows.
+    """
+
+    def __init__(self) -> None:
+        self._partial: dict[str, pa.Table | None] = dict.fromkeys(_KEYS)
+
+    def add(self, focus: pa.Table) -> None:
+        for scope, column in _KEYS.items():
+            keys = [column, "BillingCurrency", "x_Budget"]
+            grouped = _group_sums(focus.select([*keys, *_SUMS]), keys)
+            previous = self._partial[scope]
+            if previous is not None:
+                grouped = _group_sums(pa.concat_tables([previous, grouped]), keys)
+            self._partial[scope] = grouped
+
+    def lines(self, allowances: dict[str, float]) -> list[SummaryLine]:
+        lines = []
+        for scope, column in _KEYS.items():
+            grouped = self._partial[scope]
+            for row in [] if grouped is None else grouped.to_pylist():
+                budget = row["x_Budget"]
+                lines.append(
+                    SummaryLine(
+                        scope=scope,
+                        name=row[column],
+                        currency=row["BillingCurrency"],
+                        budget=budget,
+                        gpu_hours=row["PricingQuantity"],
+                        busy_gpu_hours=row["x_BusyGpuHours"],
+                        cost=row["BilledCost"],
+                        allowance=allowances.get(budget) if budget else None,
+                    )
                 )
-            )
-    return sorted(lines, key=lambda x: (x.scope != "team", x.name, x.currency, x.budget or ""))
+        return sorted(lines, key=lambda x: (x.scope != "team", x.name, x.currency, x.budget or ""))
+
+
+def _group_sums(table: pa.Table, keys: list[str]) -> pa.Table:
+    grouped = table.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in _SUMS])
+    names = [c if c in keys else c.removesuffix("_sum") for c in grouped.column_names]
+    return grouped.rename_columns(names)
+
+
+def summarize(focus: pa.Table, allowances: dict[str, float]) -> list[SummaryLine]:
+    accumulator = SummaryAccumulator()
+    accumulator.add(focus)
+    return accumulator.lines(allowances)
 
 
 def _num(value: float | None, digits: int) -> str:

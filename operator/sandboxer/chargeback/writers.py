@@ -11,6 +11,7 @@ import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +21,8 @@ import pyarrow.parquet as pq
 from sandboxer.chargeback.settings import ExportSettings
 
 FORMATS = {"parquet": "part-00000.parquet", "csv": "part-00000.csv.gz"}
+# Rows per CSV write: the text does not depend on it, the memory held while writing does.
+_CSV_BATCH_ROWS = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +44,6 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def write_parquet(table: pa.Table, path: Path, settings: ExportSettings) -> None:
-    pq.write_table(
-        table,
-        path,
-        version="2.6",
-        compression=settings.parquet_compression,
-        row_group_size=settings.parquet_row_group_size,
-        use_dictionary=True,
-        write_statistics=True,
-        data_page_version="1.0",
-    )
-
-
 def csv_ready(table: pa.Table) -> pa.Table:
     """Timestamps as `2026-11-26T14:00:00Z`, the ISO 8601 form FOCUS and spreadsheets expect."""
     columns = []
@@ -65,31 +55,95 @@ def csv_ready(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def write_csv_gz(table: pa.Table, path: Path, settings: ExportSettings) -> None:
-    options = pa_csv.WriteOptions(quoting_style="needed", batch_size=65_536)
-    with (
-        path.open("wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=settings.csv_gzip_level, mtime=0
-        ) as out,
-    ):
-        pa_csv.write_csv(csv_ready(table), out, write_options=options)
+class DataFileWriter:
+    """Writes FOCUS tables, batch after batch, into `folder` in each requested format.
 
+    The files are those one write of all the batches concatenated would give, provided each
+    batch but the last holds exactly `settings.parquet_row_group_size` rows in one chunk per
+    column: every batch becomes one Parquet row group, and the CSV text does not depend on how
+    rows are batched. Close it (or leave the `with` block) to finish the files.
+    """
 
-def write_formats(
-    table: pa.Table, folder: Path, formats: set[str], settings: ExportSettings
-) -> list[WrittenFile]:
-    """Write the table in each format into `folder`; returns the files in a fixed order."""
-    unknown = formats - FORMATS.keys()
-    if unknown or not formats:
-        raise ValueError(f"unknown export format(s) {sorted(unknown)}: use parquet and/or csv")
-    written = []
-    for fmt in sorted(formats, key=list(FORMATS).index):
-        path = folder / FORMATS[fmt]
-        if fmt == "parquet":
-            write_parquet(table, path, settings)
-        else:
-            write_csv_gz(table, path, settings)
-        size, sha = file_digest(path)
-        written.append(WrittenFile(FORMATS[fmt], fmt, table.num_rows, size, sha))
-    return written
+    def __init__(
+        self, folder: Path, formats: set[str], schema: pa.Schema, settings: ExportSettings
+    ) -> None:
+        unknown = formats - FORMATS.keys()
+        if unknown or not formats:
+            raise ValueError(f"unknown export format(s) {sorted(unknown)}: use parquet and/or csv")
+        self._folder = folder
+        self._formats = sorted(formats, key=list(FORMATS).index)
+        self._schema = schema
+        self._row_group_size = settings.parquet_row_group_size
+        self._rows = 0
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pa_csv.CSVWriter | None = None
+        self._gzip: gzip.GzipFile | None = None
+        self._raw: BinaryIO | None = None
+        try:
+            if "parquet" in formats:
+                self._parquet = pq.ParquetWriter(
+                    folder / FORMATS["parquet"],
+                    schema,
+                    version="2.6",
+                    compression=settings.parquet_compression,
+                    use_dictionary=True,
+                    write_statistics=True,
+                    data_page_version="1.0",
+                )
+            if "csv" in formats:
+                self._raw = (folder / FORMATS["csv"]).open("wb")
+                self._gzip = gzip.GzipFile(
+                    filename="",
+                    mode="wb",
+                    fileobj=self._raw,
+                    compresslevel=settings.csv_gzip_level,
+                    mtime=0,
+                )
+                self._csv = pa_csv.CSVWriter(
+                    self._gzip,
+                    csv_ready(schema.empty_table()).schema,
+                    write_options=pa_csv.WriteOptions(
+                        quoting_style="needed", batch_size=_CSV_BATCH_ROWS
+                    ),
+                )
+        except BaseException:
+            self._close_files()
+            raise
+
+    def write(self, table: pa.Table) -> None:
+        if self._parquet is not None:
+            self._parquet.write_table(table, row_group_size=self._row_group_size)
+        if self._csv is not None:
+            for offset in range(0, table.num_rows, _CSV_BATCH_ROWS):
+                batch = csv_ready(table.slice(offset, _CSV_BATCH_ROWS))
+                if offset + _CSV_BATCH_ROWS >= table.num_rows:
+                    # Arrow's CSV writer keeps the columns of the last batch it wrote; a copy of
+                    # this short slice, not a view of the whole row group, is what it then keeps.
+                    batch = pa.table(
+                        [pa.concat_arrays(c.chunks) for c in batch.columns], schema=batch.schema
+                    )
+                self._csv.write_table(batch)
+        self._rows += table.num_rows
+
+    def _close_files(self) -> None:
+        for closable in (self._parquet, self._csv, self._gzip, self._raw):
+            if closable is not None:
+                closable.close()
+        self._parquet = self._csv = self._gzip = self._raw = None
+
+    def close(self) -> list[WrittenFile]:
+        """Finish the files; returns them in a fixed order."""
+        if self._parquet is not None and self._rows == 0:
+            self._parquet.write_table(self._schema.empty_table())  # as a write of no rows does
+        self._close_files()
+        written = []
+        for fmt in self._formats:
+            size, sha = file_digest(self._folder / FORMATS[fmt])
+            written.append(WrittenFile(FORMATS[fmt], fmt, self._rows, size, sha))
+        return written
+
+    def __enter__(self) -> DataFileWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_files()

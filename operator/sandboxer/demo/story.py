@@ -21,7 +21,8 @@ from sandboxer import API_VERSION
 from sandboxer.demo.view import Board
 from sandboxer.devcluster import binaries
 
-NAMESPACE = "default"
+# Each user works in their kubeconfig context's namespace (alice in team-ml, bob in team-vision),
+# as RBAC lets them; the demo's sandbox names are unique across those namespaces.
 CLASS = "demo-h100"
 BOB_BUDGET = "demo-bob"
 
@@ -101,7 +102,7 @@ class Story:
     async def kubectl(self, user: str, *args: str, stdin: str | None = None) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             str(binaries.kubectl()), "--kubeconfig", str(self.pg.kubeconfig_path),
-            "--user", user, "--namespace", NAMESPACE, *args,
+            "--context", user, *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -115,7 +116,8 @@ class Story:
         return text
 
     def sandbox(self, name: str) -> dict[str, Any]:
-        return self.pg.cluster.get(API_VERSION, "ExperimentSandbox", name, NAMESPACE) or {}
+        found = self.pg.cluster.list(API_VERSION, "ExperimentSandbox")
+        return next((o for o in found if o["metadata"]["name"] == name), {})
 
     async def until(
         self, what: str, check: Callable[[], bool] | Callable[[], Awaitable[bool]]
@@ -151,7 +153,7 @@ class Story:
     def events(self, name: str) -> list[str]:
         return [
             e.get("reason", "")
-            for e in self.pg.cluster.list("v1", "Event", NAMESPACE)
+            for e in self.pg.cluster.list("v1", "Event")
             if e.get("involvedObject", {}).get("name") == name
         ]
 

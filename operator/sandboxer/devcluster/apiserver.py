@@ -24,6 +24,7 @@ from sandboxer.devcluster.errors import (
     not_found,
 )
 from sandboxer.devcluster.patching import APPLY, apply_patch
+from sandboxer.devcluster.rbac.authorizer import Authorizer
 from sandboxer.devcluster.resources import (
     CRD_KEY,
     Registry,
@@ -50,6 +51,7 @@ class ApiServer:
         self.store = Store()
         self.clock = clock
         self.webhooks = WebhookDispatcher(self.store.iter, self._namespace_labels)
+        self.rbac = Authorizer(self.store)  # HttpApi asks it; _admit checks role escalation
         self._uids: dict[str, tuple[ResKey, str, str]] = {}
         self.collector = GarbageCollector(self)
         # Loopback addresses of simulated pods' ports (devcluster/endpoints.py).
@@ -394,6 +396,7 @@ class ApiServer:
         if rt.schema is not None:
             obj = objects.check_custom(rt, obj, strict, self._schemas)
         if user is not SYSTEM:
+            self.rbac.check_escalation(rt.key, namespace, obj, user.name, user.groups)
             req = AdmissionRequest(
                 operation, rt, namespace, name, obj, old, user, subresource, dry_run
             )

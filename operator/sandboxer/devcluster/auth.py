@@ -1,4 +1,4 @@
-"""Bearer-token authentication for the dev users. No authorization (RBAC) is evaluated yet.
+"""Bearer-token authentication for the dev users (authorization is RBAC's: `rbac/`).
 
 Each user has a home namespace: their kubeconfig context defaults to it. Teams are groups, and
 each team has a namespace of the same name that the dev cluster creates at start.
@@ -10,6 +10,12 @@ import secrets
 from dataclasses import dataclass, field
 
 from sandboxer.devcluster.errors import ApiError
+from sandboxer.devcluster.rbac.policy import (
+    AGENT_ROLE,
+    NAMESPACE,
+    OPERATOR_ROLE,
+    service_account_user,
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,13 @@ DEFAULT_USERS: tuple[User, ...] = (
     User("bob", ("team-vision", "system:authenticated"), namespace="team-vision"),
 )
 
-# The operator's service account, as the chart installs it; the playground's operator (in-process
-# or its own process) authenticates as it.
-OPERATOR_USER = "system:serviceaccount:sandboxer:operator"
-OPERATOR_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:sandboxer")
+# The operator's and agent's service accounts, as the chart installs them (release and namespace
+# `sandboxer`); the playground's operator (in-process or its own process) and agents
+# authenticate as them and get the chart's roles (rbac/policy.py).
+OPERATOR_USER = service_account_user(OPERATOR_ROLE)
+AGENT_USER = service_account_user(AGENT_ROLE)
+SERVICE_ACCOUNT_GROUPS = ("system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}")
+OPERATOR_GROUPS = SERVICE_ACCOUNT_GROUPS
 
 
 @dataclass

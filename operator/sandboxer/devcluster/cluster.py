@@ -30,6 +30,7 @@ from sandboxer.devcluster.auth import TEAMS, User, Users
 from sandboxer.devcluster.collector import NAMESPACES
 from sandboxer.devcluster.nodes import NodeSpec, build_node
 from sandboxer.devcluster.notebooks import NotebookServers
+from sandboxer.devcluster.rbac import policy
 from sandboxer.devcluster.resources import CRD_KEY, ResourceType
 from sandboxer.devcluster.scheduler import NODES, Allocation, AllocationHook, Scheduler
 from sandboxer.devcluster.server import HttpApi
@@ -64,6 +65,12 @@ class DevCluster:
                 {"metadata": {"name": team, "labels": {TEAM_LABEL: team}},
                  "status": {"phase": "Active"}},
             )  # fmt: skip
+        # The chart's release namespace: the operator's service account, Role and Lease are there.
+        self.apiserver.put_system(
+            NAMESPACES, {"metadata": {"name": policy.NAMESPACE}, "status": {"phase": "Active"}}
+        )
+        for key, obj in (*policy.bootstrap(), *policy.chart(TEAMS)):
+            self.apiserver.put_system(key, obj)
         self.tls = tlscerts.issue((host, "localhost"))
         self.http = HttpApi(self.apiserver, self.users, bookmark_interval=bookmark_interval)
         self.scheduler = Scheduler(self.apiserver, container_start=container_start)

@@ -20,6 +20,7 @@ import yaml
 
 from sandboxer.controller.config import OperatorConfig
 from sandboxer.devcluster.auth import OPERATOR_USER
+from sandboxer.devcluster.rbac.policy import NAMESPACE
 
 EXTENSION = "sandboxer.io/dev"
 # A killed playground operator's successor waits this long for the Lease, not kube's 15 s.
@@ -138,6 +139,7 @@ def join_playground(
         loop_interval=loop_interval or s.loop_interval,
         class_retry_delay=2.0,
         lease_duration=lease_duration or DEV_LEASE_DURATION,
+        own_namespace=NAMESPACE,  # the Lease where the chart's Role lets it write one
         jupyter_interval=config.jupyter_interval or DEV_JUPYTER_INTERVAL,
     )
     called = (

@@ -68,23 +68,18 @@ def failing_status(
                 "lastState": {"terminated": terminated},
             }
         )
-    names = ", ".join(str(c.get("name", "")) for c in statuses)
-    unready = {
-        "status": "False",
-        "reason": "ContainersNotReady",
-        "message": f"containers with unready status: [{names}]",
-    }
-    conditions = [
-        {**c, **unready} if c["type"] in ("Ready", "ContainersReady") else c
-        for c in running.get("conditions") or []
-    ]
     phase = "Pending" if mode == "ImagePullBackOff" else "Running"
-    return {**running, "phase": phase, "conditions": conditions, "containerStatuses": statuses}
+    return {**running, "phase": phase, **_unready(running, statuses)}
 
 
 def probing_status(running: dict[str, Any]) -> dict[str, Any]:
     """Containers started, readiness probe not passed yet: Running, but not Ready."""
     statuses = [{**c, "ready": False} for c in running.get("containerStatuses") or []]
+    return {**running, **_unready(running, statuses)}
+
+
+def _unready(running: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ready and ContainersReady False for these container statuses, as the kubelet says it."""
     names = ", ".join(str(c.get("name", "")) for c in statuses)
     unready = {
         "status": "False",
@@ -95,4 +90,4 @@ def probing_status(running: dict[str, Any]) -> dict[str, Any]:
         {**c, **unready} if c["type"] in ("Ready", "ContainersReady") else c
         for c in running.get("conditions") or []
     ]
-    return {**running, "conditions": conditions, "containerStatuses": statuses}
+    return {"conditions": conditions, "containerStatuses": statuses}

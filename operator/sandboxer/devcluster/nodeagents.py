@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sandboxer.api.kinds import EXPERIMENT_SANDBOX
+from sandboxer.devcluster.auth import AGENT_USER, SERVICE_ACCOUNT_GROUPS
 from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.devcluster.nodes import NodeSpec, product
 from sandboxer.devcluster.operatorthread import free_port
@@ -25,7 +26,6 @@ from sandboxer.metering.simnode import SimulatedNode
 from sandboxer.metering.simulated import SimGPU, SimMIG
 
 UTILIZATION_ANNOTATION = "sim.sandboxer.io/gpu-utilization"
-AGENT_USER = "system:serviceaccount:sandboxer:agent"
 SANDBOXES: ResKey = (
     EXPERIMENT_SANDBOX.group,
     EXPERIMENT_SANDBOX.version,
@@ -101,7 +101,7 @@ class NodeAgents:
 
     async def start(self) -> None:
         cluster = self.cluster
-        token = cluster.add_user(AGENT_USER, ("system:serviceaccounts", "system:authenticated"))
+        token = cluster.add_user(AGENT_USER, (*SERVICE_ACCOUNT_GROUPS, "system:authenticated"))
         endpoint = KubeEndpoint(cluster.url, cluster.tls.client_context(), token=token)
         self._http = http = KubeHTTP(endpoint)
         for name, spec in cluster.node_specs.items():

@@ -15,6 +15,8 @@ from sandboxer.controller.runner import run_operator
 from sandboxer.devcluster.auth import OPERATOR_GROUPS, OPERATOR_USER
 from sandboxer.devcluster.cluster import DevCluster
 from sandboxer.devcluster.devsettings import DEV_JUPYTER_INTERVAL, DEV_LEASE_DURATION
+from sandboxer.devcluster.rbac import policy
+from sandboxer.devcluster.rbac.authorizer import CLUSTER_ROLES
 
 __all__ = ["OPERATOR_GROUPS", "OPERATOR_USER", "OperatorThread", "playground_config"]
 
@@ -36,6 +38,8 @@ def playground_config(
     loopback that kopf registers itself (managed webhook configurations). Without a ledger
     the accounting/budget/idle loop does not run and every budget check passes."""
     token = operator_token(cluster)
+    # kopf manages its webhook configurations: the chart's role with `webhook.managedByOperator`.
+    cluster.apiserver.put_system(CLUSTER_ROLES, policy.operator_role(manages_webhooks=webhooks))
     return OperatorConfig(
         server=cluster.url,
         token=token,
@@ -51,6 +55,7 @@ def playground_config(
         metrics_port=free_port(),
         metrics_host="127.0.0.1",
         lease_duration=DEV_LEASE_DURATION,
+        own_namespace=policy.NAMESPACE,  # the Lease where the chart's Role lets it write one
         jupyter_interval=DEV_JUPYTER_INTERVAL,
     )
 

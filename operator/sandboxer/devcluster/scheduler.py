@@ -267,11 +267,8 @@ class Scheduler:
     def _run_containers(self, bound: dict[str, Any], restarts: int = 0) -> None:
         """The containers of a bound pod started (if it is still there): Running and Ready, or
         failing as its container-start annotation asks (devcluster/kubelet.py)."""
-        meta = bound["metadata"]
-        current = self.apiserver.store.get(PODS, meta.get("namespace", ""), meta["name"])
-        if current is None or current["metadata"]["uid"] != meta["uid"]:
-            return
-        if current["metadata"].get("deletionTimestamp"):
+        current = self._still_there(bound)
+        if current is None:
             return
         status, mode = bound["status"], kubelet.start_mode(bound)
         if mode == "CrashLoopBackOff":
@@ -297,15 +294,22 @@ class Scheduler:
         if status != (current.get("status") or {}):
             self.apiserver.put_system(PODS, {**current, "status": status})
 
+    def _still_there(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored pod, if it is still this one (same uid) and not being deleted."""
+        meta = pod["metadata"]
+        current = self.apiserver.store.get(PODS, meta.get("namespace", ""), meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return None
+        if current["metadata"].get("deletionTimestamp"):
+            return None
+        return current
+
     async def _ready(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         assert self.ready_when is not None
         if not await self.ready_when(pod):
             return  # never answered: not Ready, as a failing probe leaves it
-        meta = pod["metadata"]
-        current = self.apiserver.store.get(PODS, meta.get("namespace", ""), meta["name"])
-        if current is None or current["metadata"]["uid"] != meta["uid"]:
-            return
-        if current["metadata"].get("deletionTimestamp"):
+        current = self._still_there(pod)
+        if current is None:
             return
         now = objects.now_rfc3339(self.apiserver.clock())
         conditions = [

@@ -21,6 +21,7 @@ from sandboxer.devcluster.apiserver import ApiServer
 from sandboxer.devcluster.auth import User, Users
 from sandboxer.devcluster.errors import ApiError, bad_request, unsupported_media_type
 from sandboxer.devcluster.patching import APPLY
+from sandboxer.devcluster.rbac.attributes import from_request
 from sandboxer.devcluster.resources import ResourceType
 from sandboxer.devcluster.routes import JSON, json_response
 from sandboxer.devcluster.selectors import matcher
@@ -60,6 +61,8 @@ class HttpApi:
             self.log.append(
                 Sent(request.method, request.path, dict(request.query), user.name, agent)
             )
+            attrs = from_request(request.method, request.path, request.query)
+            self.apiserver.rbac.authorize(user.name, user.groups, attrs)
             return await self._route(request, user)
         except ApiError as exc:
             return json_response(exc.status(), exc.code)

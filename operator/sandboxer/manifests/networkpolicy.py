@@ -1,6 +1,8 @@
-"""NetworkPolicy: the notebook accepts traffic only from its own namespace, the ingress
-controller's namespaces (configurable) and the operator's namespace (the loop reads each
-notebook's /api/status), so other tenants cannot reach a token-guarded server."""
+"""NetworkPolicy: the notebook accepts traffic only from the ingress controller's namespaces
+(configurable) and the operator's namespace (the loop reads each notebook's /api/status): not
+from other tenants, and not from neighbours' pods in its own namespace, so a teammate's notebook
+cannot try tokens against yours. `kubectl port-forward` is unaffected (the kubelet enters the
+pod's network namespace itself)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ def build_network_policy(
     ingress_namespaces: Sequence[str] = DEFAULT_INGRESS_NAMESPACES,
     operator_namespace: str | None = None,
 ) -> dict[str, Any]:
-    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # any pod of the sandbox's namespace
+    peers: list[dict[str, Any]] = []
     admitted = list(ingress_namespaces)
     if operator_namespace and operator_namespace not in admitted:
         admitted.append(operator_namespace)

@@ -1,0 +1,1 @@
+"""RBAC of the embedded API: request attributes, rule matching, bindings, default policy."""
